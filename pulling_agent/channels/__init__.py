@@ -1,0 +1,1 @@
+"""Control channels: each turns what it observes into a `Command` on the queue."""

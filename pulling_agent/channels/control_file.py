@@ -1,0 +1,191 @@
+"""The control file channel: `<control-dir>/state`, and its siblings.
+
+The directory is what a Kubernetes ConfigMap volume looks like: one file per
+key (`state`, and optionally `reason`, `requested-by`, `requested-at`), which
+the kubelet replaces by atomically swapping a `..data` symlink. So the channel
+watches the *directory* with inotify (never the file's inode, which the swap
+replaces) and also polls every `poll_interval` seconds, which covers
+filesystems without inotify and a directory that appears later.
+
+The content is applied at start and on every change. Anything that is not a
+control word is a warning and a counted error, never a state change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from inotify_simple import INotify, flags
+
+from pulling_agent.channels.observed import ObservedDesiredState
+from pulling_agent.commands import Command, CommandQueue, utc_now
+from pulling_agent.control_words import MAX_CONTROL_BYTES, ControlWordError, parse_control_bytes
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state"
+META_KEYS = ("reason", "requested-by", "requested-at")
+WATCH_FLAGS = (
+    flags.CREATE
+    | flags.MOVED_TO
+    | flags.CLOSE_WRITE
+    | flags.MODIFY
+    | flags.DELETE
+    | flags.MOVED_FROM
+    | flags.ATTRIB
+    | flags.DELETE_SELF
+    | flags.MOVE_SELF
+)
+
+
+def read_limited(path: Path, limit: int) -> bytes:
+    """Up to `limit` bytes of `path` (enough to tell that it is too large)."""
+    with path.open("rb") as handle:
+        return handle.read(limit)
+
+
+def read_metadata(directory: Path) -> dict[str, str]:
+    """The optional `reason`, `requested-by`, `requested-at` keys, if readable."""
+    meta: dict[str, str] = {}
+    for key in META_KEYS:
+        with contextlib.suppress(OSError):
+            raw = read_limited(directory / key, MAX_CONTROL_BYTES)
+            text = raw.decode("utf-8", errors="replace").strip()
+            if text and "\x00" not in text:
+                meta[key] = " ".join(text.split())
+    return meta
+
+
+def parse_requested_at(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return utc_now()
+    return parsed if parsed.tzinfo else utc_now()
+
+
+class ControlFileChannel:
+    def __init__(
+        self,
+        directory: Path,
+        queue: CommandQueue,
+        observed: ObservedDesiredState,
+        *,
+        poll_interval: float = 2.0,
+        use_inotify: bool = True,
+        on_error: Callable[[str], None] = lambda kind: None,
+    ) -> None:
+        self.directory = directory
+        self.path = directory / STATE_FILE
+        self._queue = queue
+        self._observed = observed
+        self._poll_interval = poll_interval
+        self._use_inotify = use_inotify
+        self._on_error = on_error
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._inotify: INotify | None = None
+        self._watching = False
+        self._last_content: bytes | None = None
+        self._last_problem = ""
+
+    # ----------------------------------------------------------------- reads
+    def _problem(self, kind: str, message: str) -> None:
+        """Warn once per distinct problem (not on every poll) and count it."""
+        if message != self._last_problem:
+            log.warning("%s", message)
+            self._on_error(kind)
+        self._last_problem = message
+
+    def read_command(self) -> Command | None:
+        """Read the file; a Command when its content changed to a valid word."""
+        try:
+            data = read_limited(self.path, MAX_CONTROL_BYTES + 1)
+        except FileNotFoundError:
+            if not self.directory.is_dir():
+                self._problem(
+                    "missing_directory",
+                    f"Control directory {self.directory} does not exist; "
+                    "watching for it (no state change)",
+                )
+            elif self._last_content is not None:
+                log.info("Control file %s removed; state unchanged", self.path)
+            self._last_content = None
+            return None
+        except OSError as exc:
+            self._problem("unreadable", f"Cannot read control file {self.path}: {exc.strerror}")
+            self._last_content = None
+            return None
+        if data == self._last_content:
+            return None
+        self._last_content = data
+        try:
+            action = parse_control_bytes(data)
+        except ControlWordError as exc:
+            self._problem("invalid", f"Ignoring control file {self.path}: {exc}")
+            return None
+        self._last_problem = ""
+        if not self._observed.observe(action):
+            log.debug("Control file says %s, already observed", action.value)
+            return None
+        meta = read_metadata(self.directory)
+        log.info("Control file command detected: %s", action.value)
+        return Command(
+            action,
+            source="file",
+            reason=meta.get("reason", ""),
+            requested_by=meta.get("requested-by", ""),
+            requested_at=parse_requested_at(meta.get("requested-at", "")),
+        )
+
+    # ------------------------------------------------------------ the thread
+    def start(self) -> None:
+        if self._use_inotify:
+            try:
+                self._inotify = INotify()
+            except OSError as exc:
+                log.warning("inotify unavailable (%s); polling every %ss", exc, self._poll_interval)
+        self._thread = threading.Thread(target=self._run, name="control-file", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self._poll_interval + 1)
+        if self._inotify is not None:
+            self._inotify.close()
+
+    def _ensure_watch(self) -> None:
+        if self._inotify is None or self._watching:
+            return
+        try:
+            self._inotify.add_watch(self.directory, WATCH_FLAGS)
+        except OSError:
+            return  # not there yet: the poll will look again
+        self._watching = True
+
+    def _wait(self) -> None:
+        if self._inotify is None or not self._watching:
+            self._stop.wait(self._poll_interval)
+            return
+        for event in self._inotify.read(timeout=int(self._poll_interval * 1000)):
+            if event.mask & (flags.IGNORED | flags.DELETE_SELF | flags.MOVE_SELF):
+                self._watching = False  # the directory went away; re-add later
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._ensure_watch()
+            try:
+                self._wait()
+                command = self.read_command()
+            except Exception:  # a channel must never die quietly
+                log.exception("Control file channel error; retrying")
+                self._stop.wait(self._poll_interval)
+                continue
+            if command is not None:
+                self._queue.put(command)

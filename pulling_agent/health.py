@@ -1,0 +1,139 @@
+"""Health files: what probes, operators and `pulling-agent status` read.
+
+- `<dir>/readiness` exists iff the agent is RUNNING (and its source is
+  reachable), unless `ready_while_paused` keeps it during a pause.
+- `<dir>/liveness`: line 1 the state in lower case, line 2 the ISO-8601 UTC
+  time of the write, then `key=value` lines. Rewritten atomically on every
+  change and on every heartbeat, paused or not: a stale file means a stuck
+  agent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pulling_agent.controller import Listener
+from pulling_agent.snapshot import Snapshot
+from pulling_agent.state import State
+
+log = logging.getLogger(__name__)
+
+READINESS = "readiness"
+LIVENESS = "liveness"
+
+
+def _iso(value: datetime | None) -> str:
+    return value.astimezone(UTC).isoformat(timespec="milliseconds") if value else ""
+
+
+def _one_line(value: str) -> str:
+    return " ".join(value.split())
+
+
+def render_liveness(snapshot: Snapshot, now: datetime | None = None) -> str:
+    c = snapshot.counters
+    lines = [
+        snapshot.state.value,
+        _iso(now or datetime.now(UTC)),
+        f"batches={c.batches}",
+        f"documents={c.documents}",
+        f"errors={c.errors}",
+        f"desired_state={snapshot.desired.value}",
+        f"paused_since={_iso(snapshot.paused_since)}",
+        f"reason={_one_line(snapshot.reason)}",
+        f"requested_by={_one_line(snapshot.requested_by)}",
+        f"requested_at={_iso(snapshot.requested_at)}",
+        f"command_source={snapshot.command_source}",
+        f"error={_one_line(snapshot.error)}",
+        f"pid={snapshot.pid}",
+    ]
+    lines += [f"{key}={_one_line(value)}" for key, value in snapshot.extra.items()]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class LivenessRecord:
+    """The parsed liveness file."""
+
+    state: str
+    written_at: datetime | None
+    fields: dict[str, str] = field(default_factory=dict)
+
+    def get_int(self, key: str) -> int:
+        try:
+            return int(self.fields.get(key, "0"))
+        except ValueError:
+            return 0
+
+
+class HealthFileError(Exception):
+    """The health directory has no readable liveness file."""
+
+
+def parse_liveness(text: str) -> LivenessRecord:
+    lines = text.splitlines()
+    if not lines or not lines[0].strip():
+        raise HealthFileError("liveness file is empty")
+    written_at: datetime | None = None
+    if len(lines) > 1:
+        try:
+            written_at = datetime.fromisoformat(lines[1].strip())
+        except ValueError:
+            written_at = None
+    fields: dict[str, str] = {}
+    for line in lines[2:]:
+        key, sep, value = line.partition("=")
+        if sep:
+            fields[key.strip()] = value.strip()
+    return LivenessRecord(lines[0].strip(), written_at, fields)
+
+
+def read_liveness(health_dir: Path) -> LivenessRecord:
+    path = health_dir / LIVENESS
+    try:
+        return parse_liveness(path.read_text(encoding="utf-8", errors="replace"))
+    except FileNotFoundError:
+        raise HealthFileError(f"no agent health file at {path} (is the agent running?)") from None
+    except OSError as exc:
+        raise HealthFileError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def write_atomically(path: Path, content: str) -> None:
+    """Write via a temporary file in the same directory and a rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(content)
+        Path(tmp).chmod(0o644)
+        Path(tmp).replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            Path(tmp).unlink()
+        raise
+
+
+class HealthFiles(Listener):
+    def __init__(self, health_dir: Path, *, ready_while_paused: bool = False) -> None:
+        self.dir = health_dir
+        self.ready_while_paused = ready_while_paused
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def _ready(self, snapshot: Snapshot) -> bool:
+        if self.ready_while_paused and snapshot.state is State.PAUSED:
+            return not snapshot.error
+        return snapshot.ready
+
+    def publish(self, snapshot: Snapshot) -> None:
+        readiness = self.dir / READINESS
+        ready = self._ready(snapshot)
+        if not ready:
+            readiness.unlink(missing_ok=True)
+        write_atomically(self.dir / LIVENESS, render_liveness(snapshot))
+        if ready and not readiness.exists():
+            write_atomically(readiness, f"{snapshot.state.value}\n")

@@ -1,0 +1,127 @@
+"""Prometheus metrics: a listener on the controller and the worker's tallies."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from pulling_agent.commands import Command
+from pulling_agent.controller import Listener
+from pulling_agent.snapshot import Snapshot
+from pulling_agent.state import Desired, State
+
+log = logging.getLogger(__name__)
+
+
+class Metrics(Listener):
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        # Enum gauges: one series per value, 1 for the current one.
+        self.state = Gauge(
+            "pulling_agent_state", "Current state (1 = current)", ["state"], registry=r
+        )
+        self.desired = Gauge(
+            "pulling_agent_desired_state",
+            "State the operators asked for (1 = current)",
+            ["state"],
+            registry=r,
+        )
+        self.documents = Counter(
+            "pulling_agent_documents",
+            "Documents handled, by outcome (done, failed, retried, released)",
+            ["outcome"],
+            registry=r,
+        )
+        self.batches = Counter(
+            "pulling_agent_batches", "Batches handled, by outcome", ["outcome"], registry=r
+        )
+        self.batch_duration = Histogram(
+            "pulling_agent_batch_duration_seconds",
+            "Time from claim to ack of one batch",
+            buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+            registry=r,
+        )
+        self.commands = Counter(
+            "pulling_agent_control_commands",
+            "Control commands, by channel, command and result (applied, noop, refused)",
+            ["source", "command", "result"],
+            registry=r,
+        )
+        self.control_errors = Counter(
+            "pulling_agent_control_file_errors",
+            "Control file content or reads that were ignored, by kind",
+            ["kind"],
+            registry=r,
+        )
+        self.backlog = Gauge(
+            "pulling_agent_backlog_documents", "Documents waiting in the source", registry=r
+        )
+        self.paused_since = Gauge(
+            "pulling_agent_paused_since_seconds",
+            "Unix time the current pause began; 0 when not paused",
+            registry=r,
+        )
+        self.last_batch = Gauge(
+            "pulling_agent_last_batch_timestamp_seconds",
+            "Unix time of the last finished batch",
+            registry=r,
+        )
+        self.source_up = Gauge(
+            "pulling_agent_source_up", "1 when the source answered its last call", registry=r
+        )
+        self.pause_info = Gauge(
+            "pulling_agent_control_info",
+            "1 for the current control request's reason and requester",
+            ["reason", "requested_by", "source"],
+            registry=r,
+        )
+        self.source_up.set(1)
+        self._info_labels: tuple[str, str, str] | None = None
+
+    def serve(self, port: int, address: str = "0.0.0.0") -> None:  # noqa: S104 - a pod's port
+        start_http_server(port, addr=address, registry=self.registry)
+        log.info("Metrics on :%d/metrics", port)
+
+    # --------------------------------------------------- controller listener
+    def publish(self, snapshot: Snapshot) -> None:
+        for state in State:
+            self.state.labels(state.value).set(1 if state is snapshot.state else 0)
+        for desired in Desired:
+            self.desired.labels(desired.value).set(1 if desired is snapshot.desired else 0)
+        self.paused_since.set(snapshot.paused_since.timestamp() if snapshot.paused_since else 0)
+        self.source_up.set(0 if snapshot.error else 1)
+        # Reason and requester are free text: keep only the current pair, cut short.
+        labels = (snapshot.reason[:80], snapshot.requested_by[:80], snapshot.command_source)
+        if labels != self._info_labels:
+            if self._info_labels is not None:
+                self.pause_info.remove(*self._info_labels)
+            self.pause_info.labels(*labels).set(1)
+            self._info_labels = labels
+
+    def command_handled(self, command: Command, result: str) -> None:
+        self.commands.labels(command.source, command.action.value, result).inc()
+
+    # ----------------------------------------------------- worker's tallies
+    def batch(
+        self, outcome: str, duration: float, done: int, failed: int, retried: int, released: int
+    ) -> None:
+        self.batches.labels(outcome).inc()
+        self.batch_duration.observe(duration)
+        for name, count in (
+            ("done", done),
+            ("failed", failed),
+            ("retried", retried),
+            ("released", released),
+        ):
+            if count:
+                self.documents.labels(name).inc(count)
+        self.last_batch.set(time.time())
+
+    def backlog_observed(self, backlog: int) -> None:
+        self.backlog.set(backlog)
+
+    def control_file_error(self, kind: str) -> None:
+        self.control_errors.labels(kind).inc()

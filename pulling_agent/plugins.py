@@ -1,0 +1,82 @@
+"""Finding sources and processors: entry points or `module:attr`.
+
+Sources are chosen by the URL's scheme (`sqlite://`, `postgresql://`) through
+the `pulling_agent.sources` entry-point group; processors by name through the
+`pulling_agent.processors` group, or by an explicit `module:attr` reference.
+A third party adds either by declaring an entry point in its own package.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from importlib.metadata import entry_points
+from typing import Any
+from urllib.parse import urlsplit
+
+from pulling_agent.processors.base import Processor
+from pulling_agent.sources.base import Source
+
+SOURCES_GROUP = "pulling_agent.sources"
+PROCESSORS_GROUP = "pulling_agent.processors"
+
+
+class PluginError(Exception):
+    """A source or processor could not be found or built; the message says which."""
+
+
+def _names(group: str) -> list[str]:
+    return sorted({ep.name for ep in entry_points(group=group)})
+
+
+def _load_reference(reference: str) -> Any:
+    module_name, _, attr_path = reference.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise PluginError(f"cannot import module {module_name!r}: {exc}") from exc
+    for attr in attr_path.split("."):
+        try:
+            target = getattr(target, attr)
+        except AttributeError as exc:
+            raise PluginError(f"module {module_name!r} has no attribute {attr_path!r}") from exc
+    return target
+
+
+def _load_entry_point(group: str, name: str, kind: str) -> Any:
+    matches = [ep for ep in entry_points(group=group) if ep.name == name]
+    if not matches:
+        known = ", ".join(_names(group)) or "none"
+        raise PluginError(f"unknown {kind} {name!r} (known: {known}; or use module:attr)")
+    return matches[0].load()
+
+
+def load_source(url: str) -> Source:
+    """Build the source for `url`, chosen by its scheme."""
+    scheme = urlsplit(url).scheme
+    if not scheme:
+        raise PluginError(f"source URL {url!r} has no scheme (e.g. sqlite:///agent.db)")
+    factory = _load_entry_point(SOURCES_GROUP, scheme.split("+", 1)[0], "source scheme")
+    source = factory(url)
+    if not isinstance(source, Source):
+        raise PluginError(f"source for scheme {scheme!r} is not a pulling_agent Source")
+    return source
+
+
+def load_processor(spec: str, options: Mapping[str, str] | None = None) -> Processor:
+    """Build a processor from a registered name or a `module:attr` reference.
+
+    `options` (from `--processor-option key=value`) are passed as keyword
+    arguments to the processor's factory.
+    """
+    if ":" in spec:
+        factory = _load_reference(spec)
+    else:
+        factory = _load_entry_point(PROCESSORS_GROUP, spec, "processor")
+    try:
+        processor = factory(**dict(options or {}))
+    except TypeError as exc:
+        raise PluginError(f"processor {spec!r} rejected its options: {exc}") from exc
+    if not isinstance(processor, Processor):
+        raise PluginError(f"{spec!r} did not produce a pulling_agent Processor")
+    return processor

@@ -1,0 +1,196 @@
+"""Assembling a running agent: channels → queue → controller → listeners, and the worker."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+from pulling_agent.channels.control_file import ControlFileChannel
+from pulling_agent.channels.observed import ObservedDesiredState
+from pulling_agent.channels.signals import install_signal_handlers, restore_default_handlers
+from pulling_agent.commands import Command, CommandQueue
+from pulling_agent.controller import Controller, Listener
+from pulling_agent.health import HealthFiles
+from pulling_agent.metrics import Metrics
+from pulling_agent.plugins import load_processor, load_source
+from pulling_agent.snapshot import Stats
+from pulling_agent.sources.base import Source, SourceError
+from pulling_agent.sources.deferred import DeferredSource
+from pulling_agent.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+class Channel(Protocol):
+    """A control channel that runs beside the controller."""
+
+    def read_command(self) -> Command | None:
+        """Observe once, synchronously (used at start before any batch)."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+@dataclass
+class AgentConfig:
+    source: str = "sqlite:///pulling-agent.db"
+    processor: str = "digest"
+    processor_options: dict[str, str] = field(default_factory=dict)
+    batch_size: int = 10
+    lease_seconds: float = 300.0
+    max_attempts: int = 3
+    control_dir: Path = Path("/tmp/control")
+    health_dir: Path = Path("/tmp/health")
+    poll_interval: float = 2.0
+    heartbeat_interval: float = 5.0
+    stop_grace_seconds: float = 25.0
+    metrics_port: int = 9102
+    metrics_address: str = "0.0.0.0"  # noqa: S104 - a pod's port
+    configmap: str = ""
+    namespace: str = ""
+    kubeconfig: str = ""
+    ready_while_paused: bool = False
+    use_inotify: bool = True
+    seed: int = 0
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    netloc = f"{parts.username}:***@{host}" if parts.username else host
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def open_source(url: str) -> Source:
+    """The source for `url`; if its server is down, one that connects later."""
+    try:
+        return load_source(url)
+    except SourceError as exc:
+        log.warning("Source %s unavailable at start (%s); will keep trying", redact_url(url), exc)
+        return DeferredSource(lambda: load_source(url), redact_url(url))
+
+
+def make_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def build_configmap_channel(
+    config: AgentConfig, queue: CommandQueue, observed: ObservedDesiredState
+) -> Channel:
+    from pulling_agent.channels.configmap_watch import ConfigMapChannel
+
+    return ConfigMapChannel(
+        name=config.configmap,
+        namespace=config.namespace,
+        kubeconfig=config.kubeconfig,
+        queue=queue,
+        observed=observed,
+    )
+
+
+def run_agent(
+    config: AgentConfig,
+    *,
+    extra_listeners: tuple[Listener, ...] = (),
+    on_started: Callable[[Controller], None] = lambda _c: None,
+) -> int:
+    """Run until stopped; returns the exit code (0 after a clean stop)."""
+    source = open_source(config.source)
+    processor = load_processor(config.processor, config.processor_options)
+    if config.seed and not isinstance(source, DeferredSource) and source.backlog() == 0:
+        from pulling_agent.demo import demo_documents
+
+        added = source.add(demo_documents(config.seed))
+        log.info("Seeded %d demo documents", added)
+
+    queue = CommandQueue()
+    stats = Stats()
+    metrics = Metrics()
+    health = HealthFiles(config.health_dir, ready_while_paused=config.ready_while_paused)
+    worker: Worker | None = None
+
+    def release_inflight() -> None:
+        if worker is not None:
+            worker.release_inflight()
+
+    controller = Controller(
+        queue,
+        stats,
+        [health, metrics, *extra_listeners],
+        heartbeat_interval=config.heartbeat_interval,
+        stop_grace_seconds=config.stop_grace_seconds,
+        on_abort=release_inflight,
+    )
+    worker = Worker(
+        source,
+        processor,
+        controller,
+        queue,
+        stats,
+        metrics,
+        owner=make_owner(),
+        batch_size=config.batch_size,
+        lease_seconds=config.lease_seconds,
+        max_attempts=config.max_attempts,
+        idle_interval=min(config.poll_interval, 1.0),
+        backlog_interval=config.heartbeat_interval,
+    )
+
+    observed = ObservedDesiredState()
+    channels: list[Channel] = [
+        ControlFileChannel(
+            config.control_dir,
+            queue,
+            observed,
+            poll_interval=config.poll_interval,
+            use_inotify=config.use_inotify,
+            on_error=metrics.control_file_error,
+        )
+    ]
+    if config.configmap:
+        channels.append(build_configmap_channel(config, queue, observed))
+
+    # The desired state at start: a restarted pod honours a pause before any batch.
+    initial: Command | None = None
+    for channel in channels:
+        initial = channel.read_command() or initial
+
+    install_signal_handlers(queue)
+    if config.metrics_port:
+        metrics.serve(config.metrics_port, config.metrics_address)
+    log.info(
+        "Agent starting: source=%s processor=%s batch_size=%d owner=%s",
+        source.describe(),
+        config.processor,
+        config.batch_size,
+        worker.owner,
+    )
+    controller.start(initial)
+    for channel in channels:
+        channel.start()
+    thread = threading.Thread(target=worker.run, name="worker", daemon=True)
+    thread.start()
+    on_started(controller)
+    try:
+        exit_code = controller.run()
+    finally:
+        for channel in channels:
+            channel.stop()
+        restore_default_handlers()
+    thread.join(timeout=1.0)
+    processor.close()
+    source.close()
+    return exit_code
