@@ -1,0 +1,111 @@
+{{/*
+One control CronJob.  Call with a dict:
+  root      the top context
+  name      the CronJob name (at most 52 characters)
+  action    pause | resume
+  schedule  a cron schedule (quoted in the output)
+  timeZone  an IANA time zone, or ""
+  suspend   bool
+  reason    the reason written to the ConfigMap
+  startingDeadlineSeconds  an int, or 0 for none
+  window    the maintenance window's name, or "" for the on-demand CronJobs
+The Job runs the agent image's own CLI, `pulling-agent ctl`, with the Job's
+ServiceAccount: no kubectl image.  Its command is complete in itself (no
+$(VAR) references), so the same command also works from a workstation.
+*/}}
+{{- define "pulling-agent.controlCronJob" -}}
+{{- $root := .root -}}
+apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: {{ .name }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "pulling-agent.labels" $root | nindent 4 }}
+    app.kubernetes.io/component: control
+    app: {{ include "pulling-agent.controlAppLabel" $root }}
+    {{- with .window }}
+    pulling-agent.io/maintenance-window: {{ . }}
+    {{- end }}
+spec:
+  schedule: {{ .schedule | quote }}
+  {{- with .timeZone }}
+  timeZone: {{ . | quote }}
+  {{- end }}
+  suspend: {{ .suspend }}
+  concurrencyPolicy: Forbid
+  successfulJobsHistoryLimit: {{ $root.Values.control.jobs.successfulJobsHistoryLimit }}
+  failedJobsHistoryLimit: {{ $root.Values.control.jobs.failedJobsHistoryLimit }}
+  {{- with .startingDeadlineSeconds }}
+  startingDeadlineSeconds: {{ . }}
+  {{- end }}
+  jobTemplate:
+    metadata:
+      # Copied to the Jobs, also by `kubectl create job --from=cronjob/...`:
+      # `kubectl get jobs -l app={{ include "pulling-agent.controlAppLabel" $root }}`.
+      labels:
+        {{- include "pulling-agent.labels" $root | nindent 8 }}
+        app.kubernetes.io/component: control
+        app: {{ include "pulling-agent.controlAppLabel" $root }}
+        pulling-agent.io/action: {{ .action }}
+    spec:
+      backoffLimit: {{ $root.Values.control.jobs.backoffLimit }}
+      activeDeadlineSeconds: {{ $root.Values.control.jobs.activeDeadlineSeconds }}
+      template:
+        metadata:
+          labels:
+            {{- include "pulling-agent.selectorLabels" $root | nindent 12 }}
+            app.kubernetes.io/component: control
+            app: {{ include "pulling-agent.controlAppLabel" $root }}
+            pulling-agent.io/action: {{ .action }}
+        spec:
+          serviceAccountName: {{ include "pulling-agent.controlServiceAccountName" $root }}
+          automountServiceAccountToken: true
+          restartPolicy: Never
+          {{- with $root.Values.imagePullSecrets }}
+          imagePullSecrets:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
+          securityContext:
+            {{- include "pulling-agent.podSecurityContext" $root | nindent 12 }}
+          containers:
+            - name: ctl
+              image: {{ include "pulling-agent.image" $root | quote }}
+              imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+              command:
+                - pulling-agent
+                - ctl
+                - {{ .action }}
+                - --configmap
+                - {{ $root.Values.control.configMapName | quote }}
+                - --namespace
+                - {{ $root.Release.Namespace | quote }}
+                - --reason
+                - {{ .reason | quote }}
+                - --by
+                - {{ printf "cronjob/%s" .name | quote }}
+              {{- if $root.Values.control.jobs.signalPods }}
+              env:
+                # Also signal the agent pods (SIGUSR1/SIGUSR2 through pods/exec).
+                - name: PULLING_AGENT_SIGNAL_SELECTOR
+                  value: {{ include "pulling-agent.agentSelector" $root | quote }}
+              {{- end }}
+              resources:
+                {{- toYaml $root.Values.control.jobs.resources | nindent 16 }}
+              securityContext:
+                {{- include "pulling-agent.containerSecurityContext" $root | nindent 16 }}
+              volumeMounts:
+                - name: tmp
+                  mountPath: /tmp
+          volumes:
+            - name: tmp
+              emptyDir: {}
+          {{- with $root.Values.nodeSelector }}
+          nodeSelector:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
+          {{- with $root.Values.tolerations }}
+          tolerations:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
+{{- end }}
