@@ -1,0 +1,121 @@
+"""Small built-in processors for benchmarks, tests and drills.
+
+- `noop`: returns an empty result at once (the throughput benchmark's
+  processor: what is measured is the agent and the queue).
+- `slow`: sleeps for a while on every document, to make long batches that a
+  pause or a stop can land in. Options (strings, as `--processor-option`
+  gives them): `seconds` (default 0.5), `interruptible` (default true: the
+  agent may stop between two documents of a batch) and `fail_every` (default
+  0, off: every Nth document this process handles raises `ProcessingError`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from typing import ClassVar
+
+from pulling_agent.processors.base import ProcessingError, Processor
+from pulling_agent.sources.base import Document
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+class ProcessorOptionError(ValueError):
+    """A processor option has a value that the processor cannot use."""
+
+
+def parse_bool(name: str, value: str | bool) -> bool:
+    """`true/false`, `yes/no`, `on/off`, `1/0` in any case."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ProcessorOptionError(f"option {name!r} must be true or false, not {value!r}")
+
+
+def parse_seconds(name: str, value: str | float) -> float:
+    """A finite number of seconds >= 0."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ProcessorOptionError(
+            f"option {name!r} must be a number of seconds, not {value!r}"
+        ) from None
+    if not 0 <= seconds < float("inf"):
+        raise ProcessorOptionError(f"option {name!r} must be >= 0 and finite, not {value!r}")
+    return seconds
+
+
+def parse_count(name: str, value: str | int) -> int:
+    """A whole number >= 0."""
+    try:
+        count = int(str(value).strip())
+    except ValueError:
+        raise ProcessorOptionError(
+            f"option {name!r} must be a whole number, not {value!r}"
+        ) from None
+    if count < 0:
+        raise ProcessorOptionError(f"option {name!r} must be >= 0, not {value!r}")
+    return count
+
+
+class NoopProcessor(Processor):
+    """Does nothing and returns an empty result."""
+
+    interruptible: ClassVar[bool] = True
+
+    def process(self, document: Document) -> str:
+        return ""
+
+
+class SlowProcessor(Processor):
+    """Sleeps `seconds` per document; see the module docstring.
+
+    `interruptible` is a class-level declaration in the `Processor` contract,
+    so `SlowProcessor(interruptible="false")` builds an instance of the
+    `UninterruptibleSlowProcessor` subclass.
+    """
+
+    interruptible: ClassVar[bool] = True
+
+    def __new__(
+        cls,
+        seconds: str | float = "0.5",
+        interruptible: str | bool = "true",
+        fail_every: str | int = "0",
+    ) -> SlowProcessor:
+        if cls is SlowProcessor and not parse_bool("interruptible", interruptible):
+            cls = UninterruptibleSlowProcessor
+        return super().__new__(cls)
+
+    def __init__(
+        self,
+        seconds: str | float = "0.5",
+        interruptible: str | bool = "true",
+        fail_every: str | int = "0",
+    ) -> None:
+        self.seconds = parse_seconds("seconds", seconds)
+        parse_bool("interruptible", interruptible)
+        self.fail_every = parse_count("fail_every", fail_every)
+        self._counter = itertools.count(1)
+        self._counter_lock = threading.Lock()
+
+    def process(self, document: Document) -> str:
+        with self._counter_lock:
+            number = next(self._counter)
+        time.sleep(self.seconds)
+        if self.fail_every and number % self.fail_every == 0:
+            raise ProcessingError(f"slow processor: failing document {document.id} on purpose")
+        return f"slept {self.seconds:g}s"
+
+
+class UninterruptibleSlowProcessor(SlowProcessor):
+    """`SlowProcessor` whose batches the agent must handle as a whole."""
+
+    interruptible: ClassVar[bool] = False

@@ -1,0 +1,361 @@
+"""The embedded default queue: one SQLite file, one replica.
+
+URL: `sqlite:///relative/path.db` or `sqlite:////absolute/path.db`.
+
+Design notes:
+
+- One connection, guarded by a lock, serves every thread of the process
+  (SQLite serialises writers anyway; the agent claims and acks one batch at a
+  time, so the lock is never contended for long). Other *processes* on the same
+  file are safe too: every write runs in `BEGIN IMMEDIATE`, which takes
+  SQLite's write lock before reading, so two claimers can never pick the same
+  document; the busy timeout makes the second one wait instead of failing.
+- WAL journal: readers (`stats`, the backlog gauge) never block the writer.
+- `synchronous=NORMAL`: in WAL mode this is still crash-safe for the process
+  (a `kill -9` loses nothing committed) and never corrupts the file; only a
+  power loss or kernel crash can lose the last transactions. Those would be
+  acks *together with their results* (one transaction), so the documents go
+  back to `in_progress` with a lease that expires and are processed again:
+  results stay exactly-once. FULL would fsync on every ack and cost most of
+  the throughput.
+- Leases use the wall clock (`time.time()`), shared by every process on the
+  host.
+- Ownership rule (the same in the PostgreSQL source): `ack`, `fail` and
+  `release` act only on documents that are `in_progress` *and* owned by the
+  caller. An expired lease makes a document claimable; the moment another
+  agent claims it, the owner changes and the old owner's calls are refused.
+  Until then the old owner's late ack is still the only one and is accepted,
+  which saves redoing work. Results are therefore stored at most once per
+  document (the results table's primary key would reject a second one).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from pulling_agent.sources._common import (
+    check_claim_args,
+    check_max_attempts,
+    chunks,
+    clip_error,
+    full_counts,
+)
+from pulling_agent.sources.base import Document, DocumentStatus, Outcome, Source, SourceError
+
+SCHEMA_VERSION = 1
+
+# `PRAGMA user_version` records SCHEMA_VERSION once the schema exists.
+_SCHEMA = (
+    """
+    CREATE TABLE IF NOT EXISTS documents (
+        id               INTEGER PRIMARY KEY,
+        payload          TEXT    NOT NULL,
+        status           TEXT    NOT NULL DEFAULT 'pending'
+                         CHECK (status IN ('pending', 'in_progress', 'done', 'failed')),
+        owner            TEXT,
+        lease_expires_at REAL,
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        last_error       TEXT,
+        created_at       REAL    NOT NULL,
+        updated_at       REAL    NOT NULL
+    )
+    """,
+    # Claim (pending in id order, expired leases), backlog and counts all read
+    # this one index: a single index keeps every status change cheap.
+    "CREATE INDEX IF NOT EXISTS documents_status_lease ON documents (status, lease_expires_at)",
+    """
+    CREATE TABLE IF NOT EXISTS results (
+        document_id INTEGER PRIMARY KEY,
+        result      TEXT NOT NULL,
+        owner       TEXT NOT NULL,
+        created_at  REAL NOT NULL
+    )
+    """,
+)
+
+# Expired leases first (they have waited longest), then pending documents in
+# id order. Each half walks the index and stops at the limit, so a claim costs
+# O(limit) however many documents are done.
+_CLAIMABLE = """
+SELECT id FROM (
+    SELECT id FROM documents
+    WHERE status = 'in_progress' AND lease_expires_at < :now LIMIT :limit)
+UNION ALL
+SELECT id FROM (
+    SELECT id FROM documents WHERE status = 'pending' LIMIT :limit)
+LIMIT :limit
+"""
+
+_CLAIM_RETURNING = f"""
+UPDATE documents
+SET status = 'in_progress', owner = :owner, lease_expires_at = :expires, updated_at = :now
+WHERE id IN ({_CLAIMABLE})
+RETURNING id, payload, attempts
+"""
+
+_ACK_RESULT = """
+INSERT INTO results (document_id, result, owner, created_at)
+SELECT id, ?, owner, ? FROM documents WHERE id = ? AND owner = ? AND status = 'in_progress'
+"""
+
+_ACK_DOCUMENT = """
+UPDATE documents SET status = 'done', lease_expires_at = NULL, updated_at = ?
+WHERE id = ? AND owner = ? AND status = 'in_progress'
+"""
+
+_FAIL = """
+UPDATE documents
+SET attempts = attempts + 1,
+    last_error = :error,
+    status = CASE WHEN attempts + 1 >= :max_attempts THEN 'failed' ELSE 'pending' END,
+    owner = CASE WHEN attempts + 1 >= :max_attempts THEN owner END,
+    lease_expires_at = NULL,
+    updated_at = :now
+WHERE id = :id AND owner = :owner AND status = 'in_progress'
+"""
+
+_RELEASE = """
+UPDATE documents SET status = 'pending', owner = NULL, lease_expires_at = NULL, updated_at = ?
+WHERE id = ? AND owner = ? AND status = 'in_progress'
+"""
+
+_BACKLOG = """
+SELECT (SELECT count(*) FROM documents WHERE status = 'pending')
+     + (SELECT count(*) FROM documents WHERE status = 'in_progress' AND lease_expires_at < ?)
+"""
+
+# RETURNING arrived in SQLite 3.35; older libraries claim in two statements
+# (still atomic: both run under the write lock of one IMMEDIATE transaction).
+HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
+
+
+def path_from_url(url: str) -> Path:
+    """The database file named by a `sqlite:///...` URL."""
+    parts = urlsplit(url)
+    if parts.scheme.split("+", 1)[0] != "sqlite":
+        raise SourceError(f"not a SQLite URL: {url!r} (expected sqlite:///path.db)")
+    if parts.netloc:
+        raise SourceError(
+            f"SQLite URL {url!r} names a host {parts.netloc!r}; use sqlite:///relative.db "
+            "or sqlite:////absolute/path.db"
+        )
+    if parts.query or parts.fragment:
+        raise SourceError(f"SQLite URL {url!r}: query parameters are not supported")
+    raw = unquote(parts.path)
+    # urlsplit keeps the slash that separates the (empty) host from the path:
+    # "sqlite:///x.db" -> "/x.db" (relative), "sqlite:////abs.db" -> "//abs.db".
+    path = raw[1:] if raw.startswith("/") else raw
+    if not path or path == ":memory:":
+        raise SourceError(
+            f"SQLite URL {url!r} names no file; the queue must be a file "
+            "(sqlite:///pulling-agent.db)"
+        )
+    return Path(path)
+
+
+class SQLiteSource(Source):
+    """A lease-based queue in one SQLite file. See the module docstring."""
+
+    def __init__(self, url: str, *, busy_timeout: float = 30.0) -> None:
+        self._path = path_from_url(url)
+        self._busy_timeout = busy_timeout
+        self._lock = threading.Lock()
+        self._use_returning = HAS_RETURNING
+        self._conn: sqlite3.Connection | None = self._open()
+
+    # -- connection and schema ------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        if not self._path.parent.is_dir():
+            raise SourceError(
+                f"SQLite queue {self._path}: directory {self._path.parent} does not exist"
+            )
+        try:
+            conn = sqlite3.connect(
+                self._path,
+                timeout=self._busy_timeout,
+                isolation_level=None,  # transactions are explicit (BEGIN IMMEDIATE)
+                check_same_thread=False,  # shared across threads under self._lock
+            )
+        except sqlite3.Error as exc:
+            raise SourceError(f"SQLite queue {self._path}: cannot open: {exc}") from exc
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                self._prepare(conn)
+                return conn
+            except sqlite3.OperationalError as exc:
+                # Switching a new file to WAL, or reading it while another
+                # process does, can be refused at once instead of going
+                # through the busy handler: try again for a while.
+                if "locked" in str(exc) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                    continue
+                conn.close()
+                raise SourceError(f"SQLite queue {self._path}: cannot prepare: {exc}") from exc
+            except sqlite3.Error as exc:
+                conn.close()
+                raise SourceError(f"SQLite queue {self._path}: cannot prepare: {exc}") from exc
+            except SourceError:
+                conn.close()
+                raise
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise SourceError(
+                f"SQLite queue {self._path}: cannot use WAL journal (got {mode!r}); "
+                "is the file on a network filesystem?"
+            )
+        conn.execute("PRAGMA synchronous = NORMAL")  # see the module docstring
+        self._migrate(conn)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise SourceError(
+                f"SQLite queue {self._path}: schema version {version} is newer than this "
+                f"agent's ({SCHEMA_VERSION}); upgrade pulling-agent"
+            )
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read under the write lock: another process may have won the race.
+            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def _connection(self, action: str) -> Iterator[sqlite3.Connection]:
+        """The shared connection, for one read; sqlite3 errors become SourceError."""
+        with self._lock:
+            if self._conn is None:
+                raise SourceError(f"SQLite queue {self._path}: {action}: source is closed")
+            try:
+                yield self._conn
+            except sqlite3.Error as exc:
+                raise SourceError(f"SQLite queue {self._path}: {action} failed: {exc}") from exc
+
+    @contextmanager
+    def _transaction(self, action: str) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE write transaction, committed on success."""
+        with self._connection(action) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    # -- the Source contract ---------------------------------------------------
+
+    def claim(self, owner: str, limit: int, lease_seconds: float) -> list[Document]:
+        check_claim_args(limit, lease_seconds)
+        if limit == 0:
+            return []
+        now = time.time()
+        params = {"owner": owner, "now": now, "expires": now + lease_seconds, "limit": limit}
+        with self._transaction("claim") as conn:
+            if self._use_returning:
+                rows = conn.execute(_CLAIM_RETURNING, params).fetchall()
+            else:
+                ids = [row[0] for row in conn.execute(_CLAIMABLE, params)]
+                rows = []
+                for part in chunks(ids):
+                    marks = ",".join("?" * len(part))
+                    conn.execute(
+                        "UPDATE documents SET status = 'in_progress', owner = ?,"
+                        f" lease_expires_at = ?, updated_at = ? WHERE id IN ({marks})",
+                        (owner, now + lease_seconds, now, *part),
+                    )
+                    rows += conn.execute(
+                        f"SELECT id, payload, attempts FROM documents WHERE id IN ({marks})",
+                        tuple(part),
+                    ).fetchall()
+        rows.sort(key=lambda row: int(row[0]))
+        return [Document(id=row[0], payload=row[1], attempts=row[2]) for row in rows]
+
+    def ack(self, owner: str, outcomes: Sequence[Outcome]) -> int:
+        if not outcomes:
+            return 0
+        # One outcome per document: a repeated id keeps its last result.
+        results = {outcome.document_id: outcome.result for outcome in outcomes}
+        now = time.time()
+        with self._transaction("ack") as conn:
+            conn.executemany(
+                _ACK_RESULT, ((result, now, doc, owner) for doc, result in results.items())
+            )
+            done = conn.executemany(_ACK_DOCUMENT, ((now, doc, owner) for doc in results))
+            return max(done.rowcount, 0)
+
+    def fail(self, owner: str, document_id: int, error: str, max_attempts: int) -> bool:
+        check_max_attempts(max_attempts)
+        params = {
+            "error": clip_error(error),
+            "max_attempts": max_attempts,
+            "now": time.time(),
+            "id": document_id,
+            "owner": owner,
+        }
+        with self._transaction("fail") as conn:
+            if conn.execute(_FAIL, params).rowcount != 1:
+                return False
+            row = conn.execute("SELECT status FROM documents WHERE id = ?", (document_id,))
+            return bool(row.fetchone()[0] == DocumentStatus.FAILED)
+
+    def release(self, owner: str, document_ids: Sequence[int]) -> int:
+        if not document_ids:
+            return 0
+        now = time.time()
+        with self._transaction("release") as conn:
+            cursor = conn.executemany(_RELEASE, ((now, doc, owner) for doc in set(document_ids)))
+            return max(cursor.rowcount, 0)
+
+    def backlog(self) -> int:
+        with self._connection("backlog") as conn:
+            return int(conn.execute(_BACKLOG, (time.time(),)).fetchone()[0])
+
+    def counts(self) -> dict[DocumentStatus, int]:
+        with self._connection("counts") as conn:
+            rows = conn.execute("SELECT status, count(*) FROM documents GROUP BY status")
+            return full_counts(rows.fetchall())
+
+    def add(self, payloads: Iterable[str]) -> int:
+        now = time.time()
+        with self._transaction("add") as conn:
+            cursor = conn.executemany(
+                "INSERT INTO documents (payload, created_at, updated_at) VALUES (?, ?, ?)",
+                ((payload, now, now) for payload in payloads),
+            )
+            return max(cursor.rowcount, 0)
+
+    def describe(self) -> str:
+        return f"sqlite:///{self._path}"
+
+    def close(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    # -- beyond the contract ---------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._path
