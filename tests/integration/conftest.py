@@ -1,0 +1,67 @@
+"""Fixtures of the integration tier.
+
+PostgreSQL (see `tests/postgres_server.py`): a real server started from the
+machine's binaries; tests that need it skip with a one-line reason where the
+binaries are absent.
+
+- `postgres_server`: one server for the session (do not stop it).
+- `postgres_url`: that server's URL (database `postgres`).
+- `postgres_database_url`: a new, empty database on it for one test.
+- `make_postgres_server`: a factory of private servers, for tests that stop
+  and restart their server; each is removed after the test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.postgres_server import PostgresServer, Template, find_bindir, why_missing
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[Template]:
+    reason = why_missing()
+    if reason is not None:
+        pytest.skip(reason)
+    bindir = find_bindir()
+    assert bindir is not None
+    template = Template(bindir)
+    yield template
+    template.remove()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(postgres_template: Template) -> Iterator[PostgresServer]:
+    server = postgres_template.server()
+    server.start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PostgresServer) -> str:
+    return postgres_server.url()
+
+
+@pytest.fixture
+def postgres_database_url(postgres_server: PostgresServer) -> str:
+    return postgres_server.create_database()
+
+
+@pytest.fixture
+def make_postgres_server(
+    postgres_template: Template,
+) -> Iterator[Callable[[], PostgresServer]]:
+    servers: list[PostgresServer] = []
+
+    def make() -> PostgresServer:
+        server = postgres_template.server()
+        servers.append(server)
+        server.start()
+        return server
+
+    yield make
+    for server in servers:
+        server.remove()
