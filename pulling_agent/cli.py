@@ -340,3 +340,8 @@ def status(health_dir: Path, output: str, stale_after: float) -> None:
             )
     if data["state"] == "UNHEALTHY":
         sys.exit(1)
+
+
+from pulling_agent.ctl import ctl  # noqa: E402  (ctl uses `option` above)
+
+main.add_command(ctl)

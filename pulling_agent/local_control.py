@@ -96,10 +96,16 @@ def control_local_agent(
     expected = EXPECTED_STATE[action]
     deadline = time.monotonic() + timeout
     state = ""
+    # Done when the state is reached and, if we wrote a reason, it shows (the
+    # signal may land before the agent reads the files that carry the reason).
+    want_reason = " ".join(reason.split()) if not file_error else ""
     while True:
         with contextlib.suppress(HealthFileError):
-            state = read_liveness(health_dir).state
-        if state == expected or time.monotonic() >= deadline:
+            record = read_liveness(health_dir)
+            state = record.state
+            if state == expected and record.fields.get("reason", "") == want_reason:
+                break
+        if time.monotonic() >= deadline:
             break
         time.sleep(0.05)
     if state != expected:

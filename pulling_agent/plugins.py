@@ -75,7 +75,7 @@ def load_processor(spec: str, options: Mapping[str, str] | None = None) -> Proce
         factory = _load_entry_point(PROCESSORS_GROUP, spec, "processor")
     try:
         processor = factory(**dict(options or {}))
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise PluginError(f"processor {spec!r} rejected its options: {exc}") from exc
     if not isinstance(processor, Processor):
         raise PluginError(f"{spec!r} did not produce a pulling_agent Processor")

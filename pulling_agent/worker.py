@@ -20,7 +20,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exp
 
 from pulling_agent.commands import Action, Command, CommandQueue
 from pulling_agent.processors.base import Processor
-from pulling_agent.snapshot import Stats
+from pulling_agent.snapshot import Counters, Stats
 from pulling_agent.sources.base import Document, Outcome, Source, SourceError
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,7 @@ class Worker:
         self._inflight: list[int] = []
         self._reported_error = ""
         self._last_backlog = float("-inf")
+        self._last_progress = Counters()
 
     # ------------------------------------------------------------ the thread
     def run(self) -> None:
@@ -211,7 +212,18 @@ class Worker:
             return
         self._last_backlog = now
         with contextlib.suppress(SourceError):  # the next claim reports it
-            self._observer.backlog_observed(self._source.backlog())
+            backlog = self._source.backlog()
+            self._observer.backlog_observed(backlog)
+            counters = self._stats.counters
+            if counters != self._last_progress:
+                self._last_progress = counters
+                log.info(
+                    "Progress: %d documents done in %d batches, %d errors, backlog %d",
+                    counters.documents,
+                    counters.batches,
+                    counters.errors,
+                    backlog,
+                )
 
     # ---------------------------------------------------- retried source calls
     def _call(self, what: str, fn: Callable[[], T], keep_trying: Callable[[], bool]) -> T | None:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import select
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -88,6 +90,7 @@ class ControlFileChannel:
         self._use_inotify = use_inotify
         self._on_error = on_error
         self._stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()  # stop() wakes a blocked wait
         self._thread: threading.Thread | None = None
         self._inotify: INotify | None = None
         self._watching = False
@@ -155,10 +158,15 @@ class ControlFileChannel:
 
     def stop(self) -> None:
         self._stop.set()
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
         if self._thread is not None:
-            self._thread.join(timeout=self._poll_interval + 1)
+            self._thread.join(timeout=5)
         if self._inotify is not None:
             self._inotify.close()
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def _ensure_watch(self) -> None:
         if self._inotify is None or self._watching:
@@ -170,10 +178,14 @@ class ControlFileChannel:
         self._watching = True
 
     def _wait(self) -> None:
-        if self._inotify is None or not self._watching:
-            self._stop.wait(self._poll_interval)
+        """Until the directory changes, the poll interval passes, or stop()."""
+        watched = [self._wake_r]
+        if self._inotify is not None and self._watching:
+            watched.append(self._inotify.fileno())
+        readable, _, _ = select.select(watched, [], [], self._poll_interval)
+        if self._inotify is None or self._inotify.fileno() not in readable:
             return
-        for event in self._inotify.read(timeout=int(self._poll_interval * 1000)):
+        for event in self._inotify.read(timeout=0):
             if event.mask & (flags.IGNORED | flags.DELETE_SELF | flags.MOVE_SELF):
                 self._watching = False  # the directory went away; re-add later
 

@@ -1,0 +1,154 @@
+"""The control file channel on real files: words, garbage, and kubelet-style swaps."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pulling_agent.channels.control_file import ControlFileChannel
+from pulling_agent.channels.observed import ObservedDesiredState
+from pulling_agent.commands import Action, Command, CommandQueue
+from tests.agentproc import write_kubelet_style
+
+
+class Errors:
+    def __init__(self) -> None:
+        self.kinds: list[str] = []
+
+    def __call__(self, kind: str) -> None:
+        self.kinds.append(kind)
+
+
+def make(
+    directory: Path, **kw: object
+) -> tuple[ControlFileChannel, CommandQueue, Errors, ObservedDesiredState]:
+    queue, errors, observed = CommandQueue(), Errors(), ObservedDesiredState()
+    channel = ControlFileChannel(directory, queue, observed, on_error=errors, **kw)  # type: ignore[arg-type]
+    return channel, queue, errors, observed
+
+
+def test_missing_directory_is_a_warning_and_a_count(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    channel, _, errors, _ = make(tmp_path / "absent")
+    assert channel.read_command() is None
+    assert channel.read_command() is None
+    assert errors.kinds == ["missing_directory"]  # counted once, not on every poll
+    assert "does not exist" in caplog.text
+
+
+def test_word_becomes_a_command_once(tmp_path: Path) -> None:
+    channel, _, errors, _ = make(tmp_path)
+    (tmp_path / "state").write_text("PAUSE\n")
+    command = channel.read_command()
+    assert command is not None and command.action is Action.PAUSE and command.source == "file"
+    assert channel.read_command() is None  # unchanged content
+    (tmp_path / "state").write_text("pause")  # new content, same word: already observed
+    assert channel.read_command() is None
+    (tmp_path / "state").write_text("running")
+    command = channel.read_command()
+    assert command is not None and command.action is Action.RESUME
+    assert errors.kinds == []
+
+
+def test_metadata_keys_travel_with_the_command(tmp_path: Path) -> None:
+    channel, *_ = make(tmp_path)
+    (tmp_path / "reason").write_text("database backup\n")
+    (tmp_path / "requested-by").write_text("ops-team")
+    (tmp_path / "requested-at").write_text("2026-11-28T02:00:00Z")
+    (tmp_path / "state").write_text("pause")
+    command = channel.read_command()
+    assert command is not None
+    assert (command.reason, command.requested_by) == ("database backup", "ops-team")
+    assert command.requested_at.isoformat() == "2026-11-28T02:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("content", "kind"),
+    [
+        (b"", "invalid"),
+        (b"halt", "invalid"),
+        (b"\x00\x01\x02binary", "invalid"),
+        (b"\xff\xfe", "invalid"),
+        (b"pause" * 2_000_000, "invalid"),  # 10 MB
+    ],
+)
+def test_garbage_never_changes_state(tmp_path: Path, content: bytes, kind: str) -> None:
+    channel, _, errors, observed = make(tmp_path)
+    (tmp_path / "state").write_text("pause")
+    assert channel.read_command() is not None
+    (tmp_path / "state").write_bytes(content)
+    assert channel.read_command() is None
+    assert channel.read_command() is None
+    assert errors.kinds == [kind]
+    assert observed.action is Action.PAUSE
+
+
+def test_unreadable_state_path_is_a_warning(tmp_path: Path) -> None:
+    # A directory where the file should be: unreadable as a file, for root too.
+    channel, _, errors, _ = make(tmp_path)
+    (tmp_path / "state").mkdir()
+    assert channel.read_command() is None
+    assert errors.kinds == ["unreadable"]
+
+
+def test_the_file_does_not_reapply_what_the_watch_already_observed(tmp_path: Path) -> None:
+    channel, _, _, observed = make(tmp_path)
+    assert observed.observe(Action.PAUSE)  # the ConfigMap watch saw it first
+    (tmp_path / "state").write_text("pause")  # the kubelet's late copy
+    assert channel.read_command() is None
+
+
+@pytest.fixture
+def running_channel(tmp_path: Path) -> Iterator[tuple[ControlFileChannel, CommandQueue, Path]]:
+    control = tmp_path / "control"
+    control.mkdir()
+    # A long poll interval: only inotify can deliver within the test's waits.
+    channel, queue, _, _ = make(control, poll_interval=30.0)
+    channel.start()
+    time.sleep(0.2)  # let the thread add its watch
+    yield channel, queue, control
+    channel.stop()
+
+
+def next_command(queue: CommandQueue) -> Command:
+    command = queue.get(timeout=10)
+    assert command is not None, "no command within 10 s"
+    return command
+
+
+def test_inotify_sees_a_kubelet_style_symlink_swap(
+    running_channel: tuple[ControlFileChannel, CommandQueue, Path],
+) -> None:
+    _, queue, control = running_channel
+    write_kubelet_style(control, {"state": "pause", "reason": "window"})
+    command = next_command(queue)
+    assert (command.action, command.reason) == (Action.PAUSE, "window")
+    write_kubelet_style(control, {"state": "running", "reason": "window over"})
+    command = next_command(queue)
+    assert (command.action, command.reason) == (Action.RESUME, "window over")
+    assert (control / "state").is_symlink()
+
+
+def test_inotify_sees_a_plain_rewrite(
+    running_channel: tuple[ControlFileChannel, CommandQueue, Path],
+) -> None:
+    _, queue, control = running_channel
+    (control / "state").write_text("pause\n")
+    assert next_command(queue).action is Action.PAUSE
+
+
+def test_poll_finds_a_directory_created_later(tmp_path: Path) -> None:
+    control = tmp_path / "later"
+    channel, queue, _, _ = make(control, poll_interval=0.1)
+    channel.start()
+    try:
+        time.sleep(0.3)
+        control.mkdir()
+        (control / "state").write_text("pause")
+        assert next_command(queue).action is Action.PAUSE
+    finally:
+        channel.stop()
