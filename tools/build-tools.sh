@@ -62,51 +62,55 @@ link_tool() {
 # cached_dir NAME VERSION -> the per-version cache directory.
 cached_dir() { printf '%s/%s-%s\n' "$CACHE" "$1" "$2"; }
 
-# go_install NAME VERSION PACKAGE@VERSION LDFLAGS
-go_install() {
-    local name=$1 version=$2 pkg=$3 ldflags=$4
-    local dir tmp start
-    dir=$(cached_dir "$name" "$version")
-    if [[ -x "$dir/$name" ]]; then
-        log "$name $version: cached ($dir/$name)"
-        link_tool "$name" "$dir/$name"
-        return
-    fi
-    start=$SECONDS
-    log "$name $version: go install $pkg"
-    tmp=$(mktemp -d "$CACHE/.tmp.$name.XXXXXX")
-    if ! GOBIN="$tmp" go install -p "$GO_PARALLEL" -trimpath -ldflags "$ldflags" "$pkg"; then
-        rm -rf "$tmp"
-        die "building $name $version failed: 'go install $pkg' (see the go output above)"
-    fi
-    finish_build "$name" "$version" "$tmp/$(basename "${pkg%@*}")" "$start"
-    rm -rf "$tmp"
+# use_cached NAME VERSION: link ./bin/NAME to the cached build, if there is one.
+use_cached() {
+    local bin
+    bin="$(cached_dir "$1" "$2")/$1"
+    [[ -x "$bin" ]] || return 1
+    log "$1 $2: cached ($bin)"
+    link_tool "$1" "$bin"
 }
 
-# finish_build NAME VERSION BUILT_BINARY START_SECONDS: move into the cache.
-finish_build() {
-    local name=$1 version=$2 built=$3 start=$4 dir
+# compile NAME VERSION WORKDIR PACKAGE LDFLAGS
+# PACKAGE@VERSION is built with `go install` (WORKDIR unused), anything else
+# with `go build` inside the module at WORKDIR.  The result goes to the cache
+# (atomically: a half-built binary is never taken for a cached one).
+compile() {
+    local name=$1 version=$2 workdir=$3 pkg=$4 ldflags=$5
+    local dir tmp start=$SECONDS
     dir=$(cached_dir "$name" "$version")
-    [[ -x "$built" ]] || die "$name $version: expected binary $built was not produced"
+    tmp=$(mktemp -d "$CACHE/.tmp.$name.XXXXXX")
+    if [[ "$pkg" == *@* ]]; then
+        log "$name $version: go install $pkg"
+        if ! GOBIN="$tmp" go install -p "$GO_PARALLEL" -trimpath -ldflags "$ldflags" "$pkg"; then
+            rm -rf "$tmp"
+            die "building $name $version failed: 'go install $pkg' (see the go output above)"
+        fi
+        local built
+        built=$(basename "${pkg%@*}")
+        [[ "$built" == "$name" ]] || mv -f "$tmp/$built" "$tmp/$name"
+    else
+        log "$name $version: go build $pkg in $workdir"
+        if ! (cd "$workdir" && go build -p "$GO_PARALLEL" -trimpath -ldflags "$ldflags" -o "$tmp/$name" "$pkg"); then
+            rm -rf "$tmp"
+            die "building $name $version failed: 'go build $pkg' in $workdir (see the go output above)"
+        fi
+    fi
+    [[ -x "$tmp/$name" ]] || die "$name $version: the build produced no $tmp/$name"
     mkdir -p "$dir"
-    mv -f "$built" "$dir/$name.new"
+    mv -f "$tmp/$name" "$dir/$name.new"
     mv -f "$dir/$name.new" "$dir/$name"
+    rm -rf "$tmp"
     log "$name $version: built in $((SECONDS - start))s -> $dir/$name"
     link_tool "$name" "$dir/$name"
 }
 
 build_helm() {
-    local cached minor
-    cached="$(cached_dir helm "$HELM_VERSION")/helm"
-    if [[ -x "$cached" ]]; then
-        log "helm $HELM_VERSION: cached ($cached)"
-        link_tool helm "$cached"
-        return
-    fi
-    local ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+    use_cached helm "$HELM_VERSION" && return
+    local gomod minor ldflags
+    ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
     # helm's Makefile derives the Kubernetes version it lints against from the
     # client-go it requires; do the same from helm's own go.mod.
-    local gomod
     gomod=$(go mod download -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
     [[ -n "$gomod" && -f "$gomod" ]] || die "could not download helm.sh/helm/v3@$HELM_VERSION from the Go module proxy"
     minor=$(sed -n 's/^[[:space:]]*k8s\.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "$gomod" | head -n1)
@@ -114,7 +118,7 @@ build_helm() {
         ldflags+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor"
         ldflags+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor"
     fi
-    go_install helm "$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" "$ldflags"
+    compile helm "$HELM_VERSION" "" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" "$ldflags"
 }
 
 build_ct() {
@@ -139,7 +143,8 @@ build_ct() {
 }
 
 build_kind() {
-    go_install kind "$KIND_VERSION" "sigs.k8s.io/kind@$KIND_VERSION" "-s -w"
+    use_cached kind "$KIND_VERSION" && return
+    compile kind "$KIND_VERSION" "" "sigs.k8s.io/kind@$KIND_VERSION" "-s -w"
 }
 
 # kube_wrapper: generate (once) the wrapper module for k8s.io/kubernetes and
@@ -192,30 +197,18 @@ GO
 }
 
 build_kube() {
-    local name=$1 version=$KUBERNETES_VERSION dir wrapper start tmp
-    dir=$(cached_dir "$name" "$version")
-    if [[ -x "$dir/$name" ]]; then
-        log "$name $version: cached ($dir/$name)"
-        link_tool "$name" "$dir/$name"
-        return
-    fi
+    local name=$1 version=$KUBERNETES_VERSION wrapper minor x="" pkgpath
+    use_cached "$name" "$version" && return
     wrapper=$(kube_wrapper)
-    local minor=${version#v1.}
+    minor=${version#v1.}
     minor=${minor%%.*}
-    local x="" pkgpath
+    # What hack/lib/version.sh sets, or version checks see v0.0.0-master.
     for pkgpath in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
         x+=" -X $pkgpath.gitVersion=$version -X $pkgpath.gitMajor=1 -X $pkgpath.gitMinor=$minor"
         x+=" -X $pkgpath.gitTreeState=clean -X $pkgpath.buildDate=1970-01-01T00:00:00Z"
     done
-    start=$SECONDS
-    log "$name $version: go build k8s.io/kubernetes/cmd/$name (several minutes on 2 cores)"
-    tmp=$(mktemp -d "$CACHE/.tmp.$name.XXXXXX")
-    if ! (cd "$wrapper" && go build -p "$GO_PARALLEL" -trimpath -ldflags "-s -w$x" -o "$tmp/$name" "k8s.io/kubernetes/cmd/$name"); then
-        rm -rf "$tmp"
-        die "building $name $version failed: 'go build k8s.io/kubernetes/cmd/$name' in $wrapper (see the go output above)"
-    fi
-    finish_build "$name" "$version" "$tmp/$name" "$start"
-    rm -rf "$tmp"
+    log "$name $version: several minutes on 2 cores"
+    compile "$name" "$version" "$wrapper" "k8s.io/kubernetes/cmd/$name" "-s -w$x"
 }
 
 build_etcd() {
@@ -240,14 +233,8 @@ GO
 # Build PACKAGE from a generated module (in the cache) that requires
 # MODULE@VERSION.  PACKAGE "." means: the main.go given on stdin.
 wrapper_build() {
-    local name=$1 version=$2 module=$3 pkg=$4 ldflags=$5
-    local dir wrapper start tmp
-    dir=$(cached_dir "$name" "$version")
-    if [[ -x "$dir/$name" ]]; then
-        log "$name $version: cached ($dir/$name)"
-        link_tool "$name" "$dir/$name"
-        return
-    fi
+    local name=$1 version=$2 module=$3 pkg=$4 ldflags=$5 wrapper
+    use_cached "$name" "$version" && return
     wrapper="$CACHE/src/$name-$version"
     if [[ ! -f "$wrapper/.ready" ]]; then
         rm -rf "$wrapper"
@@ -263,15 +250,7 @@ wrapper_build() {
         (cd "$wrapper" && go mod tidy) || die "$name $version: 'go mod tidy' in the wrapper module $wrapper failed"
         touch "$wrapper/.ready"
     fi
-    start=$SECONDS
-    log "$name $version: go build $pkg (wrapper module $wrapper)"
-    tmp=$(mktemp -d "$CACHE/.tmp.$name.XXXXXX")
-    if ! (cd "$wrapper" && go build -p "$GO_PARALLEL" -trimpath -ldflags "$ldflags" -o "$tmp/$name" "$pkg"); then
-        rm -rf "$tmp"
-        die "building $name $version failed: 'go build $pkg' in $wrapper (see the go output above)"
-    fi
-    finish_build "$name" "$version" "$tmp/$name" "$start"
-    rm -rf "$tmp"
+    compile "$name" "$version" "$wrapper" "$pkg" "$ldflags"
 }
 
 main() {
