@@ -84,12 +84,11 @@ spec:
                 - {{ .reason | quote }}
                 - --by
                 - {{ printf "cronjob/%s" .name | quote }}
-              {{- if $root.Values.control.jobs.signalPods }}
-              env:
+                {{- if $root.Values.control.jobs.signalPods }}
                 # Also signal the agent pods (SIGUSR1/SIGUSR2 through pods/exec).
-                - name: PULLING_AGENT_SIGNAL_SELECTOR
-                  value: {{ include "pulling-agent.agentSelector" $root | quote }}
-              {{- end }}
+                - --signal-selector
+                - {{ include "pulling-agent.agentSelector" $root | quote }}
+                {{- end }}
               resources:
                 {{- toYaml $root.Values.control.jobs.resources | nindent 16 }}
               securityContext:

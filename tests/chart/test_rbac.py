@@ -1,0 +1,108 @@
+"""ServiceAccounts and Roles: exactly least privilege."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import CHART, Chart, Rendered
+
+pytestmark = pytest.mark.chart
+
+AGENT_RULES = [
+    {
+        "apiGroups": [""],
+        "resources": ["configmaps"],
+        "resourceNames": ["agent-control"],
+        "verbs": ["get", "list", "watch"],
+    }
+]
+CONTROL_RULES = [
+    {
+        "apiGroups": [""],
+        "resources": ["configmaps"],
+        "resourceNames": ["agent-control"],
+        "verbs": ["get", "patch"],
+    }
+]
+SIGNAL_RULES = [
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+    {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]},
+]
+
+
+def test_default_rules_exactly(default_render: Rendered) -> None:
+    assert default_render.get("Role", "pulling-agent-agent")["rules"] == AGENT_RULES
+    assert default_render.get("Role", "pulling-agent-control")["rules"] == CONTROL_RULES
+    assert len(default_render.of_kind("Role")) == 2
+
+
+def test_bindings(default_render: Rendered) -> None:
+    for duty, account in (("agent", "pulling-agent"), ("control", "pulling-agent-control")):
+        binding = default_render.get("RoleBinding", f"pulling-agent-{duty}")
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": f"pulling-agent-{duty}",
+        }
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": account, "namespace": "default"}
+        ]
+        sa = default_render.get("ServiceAccount", account)
+        assert sa["automountServiceAccountToken"] is False  # only pods that need it mount it
+    pod = default_render.deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "pulling-agent"
+
+
+def test_signalling_adds_pods_exec_to_the_control_role_only(chart: Chart) -> None:
+    r = chart.render({"control": {"jobs": {"signalPods": True}}})
+    assert r.get("Role", "pulling-agent-control")["rules"] == CONTROL_RULES + SIGNAL_RULES
+    assert r.get("Role", "pulling-agent-agent")["rules"] == AGENT_RULES
+    # The Jobs are told which pods to signal: the agent pods only.
+    for cj in r.of_kind("CronJob"):
+        container = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+        command = container["command"]
+        assert command[command.index("--signal-selector") + 1] == (
+            "app.kubernetes.io/component=agent,"
+            "app.kubernetes.io/instance=pulling-agent,app.kubernetes.io/name=pulling-agent"
+        )
+
+
+def test_watch_off_has_no_agent_role(chart: Chart) -> None:
+    r = chart.render({"control": {"watch": False}})
+    assert not r.has("Role", "pulling-agent-agent")
+    assert not r.has("RoleBinding", "pulling-agent-agent")
+    assert r.has("ServiceAccount", "pulling-agent")
+
+
+def test_never_broad(chart: Chart, ci_values_files: list[Path]) -> None:
+    renders = [chart.render()] + [
+        chart.render(yaml.safe_load(p.read_text())) for p in ci_values_files
+    ]
+    for r in renders:
+        kinds = {o["kind"] for o in r.objects}
+        assert not kinds & {"ClusterRole", "ClusterRoleBinding"}
+        for role in r.of_kind("Role"):
+            for rule in role["rules"]:
+                assert "*" not in rule["verbs"] and "*" not in rule["resources"]
+                assert rule["apiGroups"] == [""]
+                assert "secrets" not in rule["resources"]
+                if rule["resources"] == ["configmaps"]:
+                    # RBAC cannot scope create by name: it is never granted.
+                    assert "create" not in rule["verbs"] and "update" not in rule["verbs"]
+                    assert "delete" not in rule["verbs"]
+                    assert rule["resourceNames"], "ConfigMap rules are always name-scoped"
+                if "pods/exec" in rule["resources"] or "pods" in rule["resources"]:
+                    assert role["metadata"]["name"].endswith("-control")
+
+
+def test_every_rule_has_a_comment() -> None:
+    lines = (CHART / "templates" / "role.yaml").read_text().splitlines()
+    rules = [i for i, line in enumerate(lines) if re.match(r"\s*- apiGroups:", line)]
+    assert len(rules) == 4
+    for i in rules:
+        above = lines[i - 1].strip()
+        assert above.startswith("#"), f"role.yaml line {i + 1}: rule without a comment"
