@@ -268,10 +268,6 @@ class PostgresServer:
         secret = f":{password}" if password else ""
         return f"postgresql://postgres{secret}@{self.host}:{self.port}/{dbname}"
 
-    def psql_command(self, sql: str, dbname: str = "postgres") -> list[str]:
-        return [str(self.bindir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
-                "-d", self.url(dbname), "-c", sql]  # fmt: skip
-
     def create_database(self, prefix: str = "queue") -> str:
         """A new, empty database; returns its URL."""
         import psycopg  # the agent's own dependency
