@@ -51,6 +51,61 @@ class _Stopped(Exception):
     """The channel was stopped while waiting to retry."""
 
 
+class RequestTracker:
+    """Turns the ConfigMap's content into Commands: one for each new request.
+
+    A request is the tuple (state, reason, requested-by, requested-at); the
+    same tuple seen again (a re-list, a change to other keys or labels) is not
+    applied again, a changed one is, even when its state is the one already
+    observed (a new pause request after an operator's SIGUSR2).
+    """
+
+    def __init__(
+        self, observed: ObservedDesiredState, on_error: Callable[[str], None] = lambda kind: None
+    ) -> None:
+        self._observed = observed
+        self._on_error = on_error
+        self._last: tuple[str | None, str, str, str] | None = None
+        self._missing = False
+
+    def deleted(self, where: str) -> None:
+        log.warning("ConfigMap %s was deleted; state unchanged", where)
+        self._missing = True
+
+    def command(self, data: ControlData | None, where: str) -> Command | None:
+        """The Command for the ConfigMap's content (None: absent), if it is a new request."""
+        if data is None:
+            if not self._missing:
+                log.warning(
+                    "ConfigMap %s not found; state unchanged (waiting for it to be created)", where
+                )
+                self._missing = True
+            return None
+        self._missing = False
+        if data.request == self._last:
+            return None
+        self._last = data.request
+        if data.state is None:
+            log.warning("ConfigMap %s has no 'state' key; state unchanged", where)
+            return None
+        try:
+            action = parse_control_text(data.state)
+        except ControlWordError as exc:
+            log.warning("Ignoring ConfigMap %s: %s", where, exc)
+            self._on_error("invalid")
+            return None
+        self._observed.observe(action)
+        extra = {"command_source": SOURCE, "reason": data.reason, "requested_by": data.requested_by}
+        log.info("ConfigMap command detected: %s", action.value, extra=extra)
+        return Command(
+            action,
+            source=SOURCE,
+            reason=data.reason,
+            requested_by=data.requested_by,
+            requested_at=parse_requested_at(data.requested_at),
+        )
+
+
 class ConfigMapChannel:
     def __init__(
         self,
@@ -73,7 +128,6 @@ class ConfigMapChannel:
         self._kubeconfig = kubeconfig
         self._context = context
         self._queue = queue
-        self._observed = observed
         self._start_timeout = start_timeout
         self._request_timeout = request_timeout
         self._watch_timeout = watch_timeout
@@ -85,56 +139,12 @@ class ConfigMapChannel:
         self._client: KubeClient | None = None
         self._watcher: ConfigMapWatcher | None = None
         self._version = ""  # resourceVersion to watch from; "" means list first
-        self._last_request: tuple[str | None, str, str, str] | None = None
+        self._requests = RequestTracker(observed, on_error)
         self._problem = ""  # the kind of the current failure, warned about once
-        self._missing = False
-
-    @property
-    def namespace(self) -> str:
-        return self._namespace or (self._client.namespace if self._client else "")
 
     @property
     def where(self) -> str:
-        return f"{self.namespace or '?'}/{self.name}"
-
-    # --------------------------------------------------------------- requests
-    def _request(self, data: ControlData | None) -> Command | None:
-        """The Command for the ConfigMap's current content, if it is a new request."""
-        if data is None:
-            if not self._missing:
-                log.warning(
-                    "ConfigMap %s not found; state unchanged (waiting for it to be created)",
-                    self.where,
-                )
-                self._missing = True
-            return None
-        self._missing = False
-        if data.request == self._last_request:
-            return None
-        self._last_request = data.request
-        if data.state is None:
-            log.warning("ConfigMap %s has no 'state' key; state unchanged", self.where)
-            return None
-        try:
-            action = parse_control_text(data.state)
-        except ControlWordError as exc:
-            log.warning("Ignoring ConfigMap %s: %s", self.where, exc)
-            self._on_error("invalid")
-            return None
-        self._observed.observe(action)
-        extra = {
-            "command_source": SOURCE,
-            "reason": data.reason,
-            "requested_by": data.requested_by,
-        }
-        log.info("ConfigMap command detected: %s", action.value, extra=extra)
-        return Command(
-            action,
-            source=SOURCE,
-            reason=data.reason,
-            requested_by=data.requested_by,
-            requested_at=parse_requested_at(data.requested_at),
-        )
+        return f"{self._namespace or '?'}/{self.name}"
 
     def _failed(self, error: KubeError) -> None:
         """Warn once per kind of failure (an outage is one warning, not one per retry)."""
@@ -169,10 +179,10 @@ class ConfigMapChannel:
     def _list(self, timeout: float) -> Command | None:
         """List the ConfigMap; remember the version to watch from."""
         client = self._connected()
-        data, version = list_configmap(client, self.name, self.namespace, timeout=timeout)
+        data, version = list_configmap(client, self.name, self._namespace, timeout=timeout)
         self._version = version
         self._recovered()
-        return self._request(data)
+        return self._requests.command(data, self.where)
 
     def read_command(self) -> Command | None:
         """One list at start, with a short timeout: the agent starts paused
@@ -186,11 +196,8 @@ class ConfigMapChannel:
 
     def _watch(self) -> None:
         """Watch from the last version until stopped; raises `KubeError`."""
-        client = self._connected()
-        while not self._stop.is_set():
-            self._watcher = ConfigMapWatcher(client, self.name, self.namespace)
-            if self._stop.is_set():  # stop() may have missed the new watcher
-                return
+        self._watcher = ConfigMapWatcher(self._connected(), self.name, self._namespace)
+        while not self._stop.is_set():  # stop() may come between two watches
             for event in self._watcher.events(
                 self._version,
                 timeout_seconds=self._watch_timeout,
@@ -199,10 +206,9 @@ class ConfigMapChannel:
                 if event.resource_version:
                     self._version = event.resource_version
                 if event.type == "DELETED":
-                    log.warning("ConfigMap %s was deleted; state unchanged", self.where)
-                    self._missing = True
+                    self._requests.deleted(self.where)
                 elif event.data is not None:
-                    command = self._request(event.data)
+                    command = self._requests.command(event.data, self.where)
                     if command is not None:
                         self._queue.put(command)
 
@@ -242,7 +248,7 @@ class ConfigMapChannel:
         while not self._stop.is_set():
             retrying = Retrying(
                 retry=retry_if_exception_type(KubeError),
-                wait=wait_exponential_jitter(initial=0.5, max=self._max_backoff, jitter=0.5),
+                wait=wait_exponential_jitter(multiplier=0.5, max=self._max_backoff, jitter=0.5),
                 sleep=self._sleep,
                 before_sleep=self._before_sleep,
                 reraise=True,

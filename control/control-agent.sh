@@ -1,0 +1,347 @@
+#!/usr/bin/env bash
+# control-agent.sh: pause, resume or inspect the pulling agents of a Helm release.
+#
+#   control/control-agent.sh [options] pause|resume|status|help
+#
+# pause/resume: 1. set the desired state in the control ConfigMap (it
+# survives restarts, and agents watching it react in about a second);
+# 2. signal EVERY pod of the release (SIGUSR1 pause, SIGUSR2 resume, through
+# `kubectl exec POD -- kill -USR1 1`), saying so for each pod where exec is
+# not possible; 3. wait until every pod's liveness file says the state.
+# status: per pod RUNNING, PAUSED or UNHEALTHY, its health file, the
+# ConfigMap's state and reason, and the recent pause/resume log lines.
+#
+# Exit status: 0 done; 1 the cluster or the ConfigMap could not be reached or
+# changed; 2 usage error; 3 verification failed (a pod did not report the
+# state within --timeout, or `status` found an UNHEALTHY pod).
+set -euo pipefail
+
+readonly EXIT_FAILURE=1 EXIT_USAGE=2 EXIT_UNVERIFIED=3
+PROG=$(basename "$0")
+readonly PROG
+
+usage() {
+    cat <<EOF
+Usage: $PROG [options] pause|resume|status|help
+
+Commands:
+  pause     Set state=pause in the ConfigMap, send SIGUSR1 to every agent pod,
+            and wait until every pod reports 'paused'.
+  resume    Set state=resume, send SIGUSR2, wait until every pod reports 'running'.
+  status    Each pod's state (RUNNING, PAUSED or UNHEALTHY), its health file,
+            the ConfigMap's state and reason, recent pause/resume log lines.
+  help      This message.
+
+Options (each also read from the environment variable shown):
+  -n, --namespace NS   Namespace of the release    [NAMESPACE; default: kubectl's
+                       current namespace, else default]
+  --release NAME       Helm release                [RELEASE; default: pulling-agent]
+  -l, --selector SEL   Label selector of the agent pods [SELECTOR; default:
+                       app.kubernetes.io/instance=<release>,app.kubernetes.io/component=agent]
+  --configmap NAME     Control ConfigMap           [CONFIGMAP; default: agent-control]
+  --reason TEXT        Why (written to the ConfigMap, shown in logs and status) [REASON]
+  --by WHO             Who asks                    [REQUESTED_BY; default: \$USER]
+  --timeout SECONDS    How long to wait for every pod to report the state
+                       [TIMEOUT; default: 60]
+  --context NAME       kubectl context             [KUBE_CONTEXT]
+  -h, --help           This message.
+The kubectl binary is \$KUBECTL (default: kubectl); \$KUBECONFIG is honoured.
+Colour only on a terminal, never when NO_COLOR is set.
+
+Exit status: 0 done, 1 cluster or ConfigMap failure, 2 usage error,
+3 verification failed (pods named on stderr).
+EOF
+}
+
+usage_error() {
+    printf '%s: %s\n' "$PROG" "$1" >&2
+    printf "Run '%s help' for usage.\n" "$PROG" >&2
+    exit "$EXIT_USAGE"
+}
+
+# ---------------------------------------------------------------- output
+if [[ -t 1 && -z "${NO_COLOR:-}" ]]; then
+    GREEN=$'\033[32m' RED=$'\033[31m' YELLOW=$'\033[33m' BOLD=$'\033[1m' RESET=$'\033[0m'
+else
+    GREEN='' RED='' YELLOW='' BOLD='' RESET=''
+fi
+
+say() { printf '%s\n' "$*"; }
+ok() { printf '%s✓ %s%s\n' "$GREEN" "$*" "$RESET"; }
+warn() { printf '%sWarning: %s%s\n' "$YELLOW" "$*" "$RESET" >&2; }
+die() {
+    printf '%s✗ %s%s\n' "$RED" "$1" "$RESET" >&2
+    exit "${2:-$EXIT_FAILURE}"
+}
+# first_line TEXT: the first non-empty line, for one-line error messages.
+first_line() { printf '%s\n' "$1" | sed -n '/[^[:space:]]/{p;q;}'; }
+
+# ---------------------------------------------------------------- options
+NAMESPACE=${NAMESPACE:-}
+RELEASE=${RELEASE:-pulling-agent}
+SELECTOR=${SELECTOR:-}
+CONFIGMAP=${CONFIGMAP:-agent-control}
+REASON=${REASON:-}
+REQUESTED_BY=${REQUESTED_BY:-${USER:-$(id -un 2>/dev/null || echo unknown)}}
+TIMEOUT=${TIMEOUT:-60}
+KUBE_CONTEXT=${KUBE_CONTEXT:-}
+REQUEST_TIMEOUT=${REQUEST_TIMEOUT:-10s}
+COMMAND=""
+
+# need_value OPTION ARGC: an option's value must follow it.
+need_value() { [[ $2 -ge 2 ]] || usage_error "option $1 needs a value"; }
+
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        -n | --namespace) need_value "$1" $#; NAMESPACE=$2; shift 2 ;;
+        --namespace=*) NAMESPACE=${1#*=}; shift ;;
+        --release) need_value "$1" $#; RELEASE=$2; shift 2 ;;
+        --release=*) RELEASE=${1#*=}; shift ;;
+        -l | --selector) need_value "$1" $#; SELECTOR=$2; shift 2 ;;
+        --selector=*) SELECTOR=${1#*=}; shift ;;
+        --configmap) need_value "$1" $#; CONFIGMAP=$2; shift 2 ;;
+        --configmap=*) CONFIGMAP=${1#*=}; shift ;;
+        --reason) need_value "$1" $#; REASON=$2; shift 2 ;;
+        --reason=*) REASON=${1#*=}; shift ;;
+        --by) need_value "$1" $#; REQUESTED_BY=$2; shift 2 ;;
+        --by=*) REQUESTED_BY=${1#*=}; shift ;;
+        --timeout) need_value "$1" $#; TIMEOUT=$2; shift 2 ;;
+        --timeout=*) TIMEOUT=${1#*=}; shift ;;
+        --context) need_value "$1" $#; KUBE_CONTEXT=$2; shift 2 ;;
+        --context=*) KUBE_CONTEXT=${1#*=}; shift ;;
+        -h | --help | help) usage; exit 0 ;;
+        -*) usage_error "unknown option: $1" ;;
+        pause | resume | status)
+            [[ -z "$COMMAND" ]] || usage_error "one command at a time ($COMMAND, $1)"
+            COMMAND=$1
+            shift
+            ;;
+        *)
+            printf '%s: unknown command: %s\n\n' "$PROG" "$1" >&2
+            usage >&2
+            exit "$EXIT_USAGE"
+            ;;
+    esac
+done
+
+if [[ -z "$COMMAND" ]]; then
+    usage >&2
+    exit "$EXIT_USAGE"
+fi
+[[ "$TIMEOUT" =~ ^[0-9]+$ ]] || usage_error "--timeout must be a whole number of seconds, not '$TIMEOUT'"
+[[ -n "$RELEASE" ]] || usage_error "--release must not be empty"
+[[ -n "$CONFIGMAP" ]] || usage_error "--configmap must not be empty"
+# The release's agent pods only. The guide's `app=pulling-agent` also matches
+# the agents of every other release of the chart in the namespace, and this
+# script sends them signals.
+SELECTOR=${SELECTOR:-app.kubernetes.io/instance=$RELEASE,app.kubernetes.io/component=agent}
+
+# ---------------------------------------------------------------- kubectl
+read -r -a KUBECTL_CMD <<<"${KUBECTL:-kubectl}"
+[[ ${#KUBECTL_CMD[@]} -gt 0 ]] || KUBECTL_CMD=(kubectl)
+command -v "${KUBECTL_CMD[0]}" >/dev/null 2>&1 ||
+    die "kubectl not found: '${KUBECTL_CMD[0]}' (install it, or set KUBECTL to its path)"
+if [[ -n "$KUBE_CONTEXT" ]]; then
+    KUBECTL_CMD+=(--context "$KUBE_CONTEXT")
+fi
+
+# k ARGS...: kubectl with a bounded wait for every request.
+k() { "${KUBECTL_CMD[@]}" --request-timeout="$REQUEST_TIMEOUT" "$@"; }
+# kn ARGS...: kubectl in the namespace.
+kn() { k -n "$NAMESPACE" "$@"; }
+
+if [[ -z "$NAMESPACE" ]]; then
+    NAMESPACE=$(k config view --minify -o 'jsonpath={..namespace}' 2>/dev/null || true)
+    NAMESPACE=${NAMESPACE:-default}
+fi
+
+CM_STATE="" CM_REASON="" CM_BY="" CM_AT="" CM_EXISTS=false
+# read_configmap: the ConfigMap's control keys; fails fast, with kubectl's own
+# message, when the cluster cannot be reached (a missing ConfigMap is not an error).
+read_configmap() {
+    local out
+    local template='{.data.state}{"\t"}{.data.reason}{"\t"}{.data.requested-by}{"\t"}{.data.requested-at}'
+    # A short timeout: an unreachable cluster fails here, fast.
+    if out=$("${KUBECTL_CMD[@]}" --request-timeout=5s -n "$NAMESPACE" \
+        get configmap "$CONFIGMAP" -o "jsonpath=$template" 2>&1); then
+        CM_EXISTS=true
+        IFS=$'\t' read -r CM_STATE CM_REASON CM_BY CM_AT <<<"$out" || true
+        return 0
+    fi
+    if [[ "$out" == *NotFound* || "$out" == *"not found"* ]]; then
+        CM_EXISTS=false
+        return 0
+    fi
+    die "cannot reach the cluster or read ConfigMap $CONFIGMAP in namespace $NAMESPACE: $(first_line "$out")"
+}
+
+# json_string TEXT: TEXT as a JSON string (quotes and backslashes escaped,
+# control characters turned into spaces).
+json_string() {
+    local s=$1
+    s=${s//\\/\\\\}
+    s=${s//\"/\\\"}
+    s=${s//[$'\t\r\n']/ }
+    printf '"%s"' "$s"
+}
+
+# update_configmap WORD: set state, reason, requested-by and requested-at.
+# A merge patch, not the guide's `kubectl create --dry-run | kubectl apply`:
+# apply replaces the data with the keys given (a reason from an earlier
+# pause would stay, or be dropped, depending on what was last applied),
+# annotates the object with last-applied-configuration, and needs create and
+# update rights; the patch changes exactly these four keys and needs only
+# `patch` (what the chart's control Role grants on this one ConfigMap).
+update_configmap() {
+    local word=$1 at out patch
+    at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    patch=$(printf '{"data":{"state":%s,"reason":%s,"requested-by":%s,"requested-at":%s}}' \
+        "$(json_string "$word")" "$(json_string "$REASON")" \
+        "$(json_string "$REQUESTED_BY")" "$(json_string "$at")")
+    if [[ "$CM_EXISTS" == true ]]; then
+        out=$(kn patch configmap "$CONFIGMAP" --type merge -p "$patch" 2>&1) ||
+            die "cannot update ConfigMap $CONFIGMAP in namespace $NAMESPACE: $(first_line "$out")"
+    else
+        # Not installed by the chart (the guide's plain manifests): create it,
+        # as the guide's `kubectl create configmap ... | kubectl apply` would.
+        out=$(kn create configmap "$CONFIGMAP" --from-literal=state="$word" \
+            --from-literal=reason="$REASON" --from-literal=requested-by="$REQUESTED_BY" \
+            --from-literal=requested-at="$at" 2>&1) ||
+            die "cannot create ConfigMap $CONFIGMAP in namespace $NAMESPACE: $(first_line "$out")"
+        warn "ConfigMap $CONFIGMAP did not exist in namespace $NAMESPACE; created it"
+    fi
+    say "ConfigMap updated to '$word'"
+}
+
+PODS=()
+# find_pods: the names of the pods matching the selector, into PODS.
+find_pods() {
+    local out
+    out=$(kn get pods -l "$SELECTOR" -o 'jsonpath={range .items[*]}{.metadata.name}{"\n"}{end}' 2>&1) ||
+        die "cannot list pods ($SELECTOR) in namespace $NAMESPACE: $(first_line "$out")"
+    PODS=()
+    local pod
+    while IFS= read -r pod; do
+        [[ -n "$pod" ]] && PODS+=("$pod")
+    done <<<"$out"
+    return 0
+}
+
+# pod_state POD: line 1 of its liveness file (paused, running, ...); fails
+# with the reason on stdout when the file cannot be read.
+pod_state() {
+    local out
+    if out=$(kn exec "$1" -- head -1 /tmp/health/liveness 2>&1); then
+        printf '%s' "${out//[[:space:]]/}"
+    else
+        printf '%s' "$(first_line "$out")"
+        return 1
+    fi
+}
+
+control() {
+    local action=$1 word signal expected verb done_word
+    if [[ "$action" == pause ]]; then
+        word=pause signal=USR1 expected=paused verb=Pausing done_word=paused
+    else
+        word=resume signal=USR2 expected=running verb=Resuming done_word=resumed
+    fi
+    say "$verb agent..."
+    read_configmap
+    update_configmap "$word"
+
+    find_pods
+    if [[ ${#PODS[@]} -eq 0 ]]; then
+        say "No pods match $SELECTOR in namespace $NAMESPACE: nothing to signal or verify;"
+        say "agents that start later follow the ConfigMap."
+        return 0
+    fi
+    local pod out unsignalled=0
+    for pod in "${PODS[@]}"; do
+        if out=$(kn exec "$pod" -- kill -"$signal" 1 2>&1); then
+            say "SIG$signal signal sent to pod $pod"
+        else
+            unsignalled=$((unsignalled + 1))
+            warn "cannot exec into pod $pod to signal it ($(first_line "$out")); relying on the ConfigMap"
+        fi
+    done
+    if [[ $unsignalled -gt 0 ]]; then
+        warn "exec unavailable for $unsignalled of ${#PODS[@]} pods; they follow the ConfigMap through its watch"
+    fi
+
+    printf 'Waiting for agent to %s..' "$action"
+    local deadline=$((SECONDS + TIMEOUT)) state
+    local -A last=()
+    local pending=("${PODS[@]}")
+    while :; do
+        local still=()
+        for pod in "${pending[@]}"; do
+            if state=$(pod_state "$pod") && [[ "$state" == "$expected" ]]; then
+                continue
+            fi
+            last[$pod]=$state
+            still+=("$pod")
+        done
+        pending=("${still[@]}")
+        [[ ${#pending[@]} -gt 0 && $SECONDS -lt $deadline ]] || break
+        printf '.'
+        sleep 1
+    done
+    printf '\n'
+    if [[ ${#pending[@]} -eq 0 ]]; then
+        ok "Agent successfully $done_word (${#PODS[@]} of ${#PODS[@]} pods)"
+        return 0
+    fi
+    for pod in "${pending[@]}"; do
+        printf '%s  pod %s: %s%s\n' "$RED" "$pod" "${last[$pod]:-no state}" "$RESET" >&2
+    done
+    die "Agent not $expected within ${TIMEOUT}s: ${#pending[@]} of ${#PODS[@]} pods did not report it: ${pending[*]}" "$EXIT_UNVERIFIED"
+}
+
+status() {
+    read_configmap
+    say "${BOLD}Release $RELEASE, namespace $NAMESPACE${RESET} (pods: $SELECTOR)"
+    if [[ "$CM_EXISTS" == true ]]; then
+        say "ConfigMap $CONFIGMAP: state=${CM_STATE:-<none>}${CM_REASON:+ reason=\"$CM_REASON\"}${CM_BY:+ requested-by=$CM_BY}${CM_AT:+ requested-at=$CM_AT}"
+    else
+        say "ConfigMap $CONFIGMAP: not found (agents use the state they have)"
+    fi
+    find_pods
+    if [[ ${#PODS[@]} -eq 0 ]]; then
+        say "No pods match $SELECTOR in namespace $NAMESPACE"
+        return 0
+    fi
+    local pod health state unhealthy=0 label colour logs
+    for pod in "${PODS[@]}"; do
+        say ""
+        if health=$(kn exec "$pod" -- cat /tmp/health/liveness 2>&1); then
+            state=$(first_line "$health")
+            case "${state//[[:space:]]/}" in
+                running) label=RUNNING colour=$GREEN ;;
+                paused) label=PAUSED colour=$YELLOW ;;
+                *) label=UNHEALTHY colour=$RED ;;
+            esac
+        else
+            label=UNHEALTHY colour=$RED
+            health="cannot read /tmp/health/liveness: $(first_line "$health")"
+        fi
+        [[ "$label" == UNHEALTHY ]] && unhealthy=$((unhealthy + 1))
+        say "Pod $pod: ${colour}${label}${RESET}"
+        printf '%s\n' "$health" | sed 's/^/    /'
+        say "  Recent pause/resume log lines:"
+        if logs=$(kn logs "$pod" --tail=500 2>&1); then
+            logs=$(printf '%s\n' "$logs" | grep -i -E 'paus|resum' | tail -n 5 || true)
+            printf '%s\n' "${logs:-(none)}" | sed 's/^/    /'
+        else
+            say "    (cannot read logs: $(first_line "$logs"))"
+        fi
+    done
+    if [[ $unhealthy -gt 0 ]]; then
+        exit "$EXIT_UNVERIFIED"
+    fi
+}
+
+case "$COMMAND" in
+    pause | resume) control "$COMMAND" ;;
+    status) status ;;
+esac

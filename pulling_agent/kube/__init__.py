@@ -1,0 +1,38 @@
+"""The Kubernetes API, as the agent and `pulling-agent ctl` use it.
+
+A thin, typed layer over the official (untyped) `kubernetes` client:
+`connect` (in a pod or through a kubeconfig), the control ConfigMap
+(read, patch, list, watch), the agent's pods (status, signal), and one
+`KubeError` with an operator-readable message for every failure.
+
+Importing this package loads the client (about half a second): import it
+where it is used, not at the top of the CLI.
+"""
+
+from pulling_agent.kube.client import KubeClient, connect, in_cluster
+from pulling_agent.kube.configmap import (
+    ConfigMapWatcher,
+    ControlData,
+    WatchEvent,
+    list_configmap,
+    patch_configmap,
+    read_configmap,
+)
+from pulling_agent.kube.errors import KubeError
+from pulling_agent.kube.pods import PodInfo, list_pods, signal_pod
+
+__all__ = [
+    "ConfigMapWatcher",
+    "ControlData",
+    "KubeClient",
+    "KubeError",
+    "PodInfo",
+    "WatchEvent",
+    "connect",
+    "in_cluster",
+    "list_configmap",
+    "list_pods",
+    "patch_configmap",
+    "read_configmap",
+    "signal_pod",
+]
