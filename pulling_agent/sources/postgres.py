@@ -207,11 +207,17 @@ class PostgresSource(Source):
         self._secret = str(params.get("password") or self._secret)
         for key, value in _DEFAULTS.items():
             params.setdefault(key, value)
-        host = str(params.get("host") or params.get("hostaddr") or "local socket")
+        host = str(params.get("host") or params.get("hostaddr") or "")
         port = str(params.get("port") or "5432")
         dbname = str(params.get("dbname") or params.get("user") or "")
         user = str(params.get("user") or "")
-        self._description = f"postgresql://{user + '@' if user else ''}{host}:{port}/{dbname}"
+        userinfo = f"{user}@" if user else ""
+        if host and not host.startswith("/"):
+            self._description = f"postgresql://{userinfo}{host}:{port}/{dbname}"
+        else:  # a unix socket directory (libpq's default one when not given)
+            where = f"?host={host}&port={port}" if host else f"?port={port}"
+            self._description = f"postgresql://{userinfo}/{dbname}{where}"
+            host = host or "local socket"
         return make_conninfo("", **params), f"{host}:{port}/{dbname}"
 
     def _scrub(self, exc: BaseException) -> str:

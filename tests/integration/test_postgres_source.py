@@ -39,6 +39,16 @@ def test_describe_never_shows_the_password(postgres_database_url: str) -> None:
         source.close()
 
 
+def test_unix_socket_url(postgres_server: PostgresServer) -> None:
+    url = f"postgresql://postgres@/postgres?host={postgres_server.socket_dir}&port={postgres_server.port}"
+    source = PostgresSource(url)
+    try:
+        assert source.describe() == url
+        assert source.backlog() >= 0
+    finally:
+        source.close()
+
+
 @pytest.mark.parametrize("scheme", ["postgres", "postgresql+psycopg"])
 def test_other_schemes_reach_the_same_source(postgres_database_url: str, scheme: str) -> None:
     url = postgres_database_url.replace("postgresql://", f"{scheme}://", 1)
