@@ -35,6 +35,10 @@ log() { printf '[build-tools %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '[build-tools] ERROR: %s\n' "$*" >&2; exit 1; }
 
 require_go() {
+    if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
+        log "go is not on PATH; using /usr/local/go/bin/go"
+        PATH="/usr/local/go/bin:$PATH"
+    fi
     if ! command -v go >/dev/null 2>&1; then
         die "'go' is not on PATH. Install Go >= 1.26 (https://go.dev/doc/install, or your distribution's golang package) and re-run 'make tools'."
     fi
@@ -264,6 +268,14 @@ main() {
     done
     require_go
     mkdir -p "$CACHE" "$BIN"
+    # One build at a time per cache (another clone or CI run may be building too).
+    if command -v flock >/dev/null 2>&1; then
+        exec 9>"$CACHE/.lock"
+        if ! flock -n 9; then
+            log "waiting for another build-tools.sh using $CACHE"
+            flock 9
+        fi
+    fi
     local start=$SECONDS
     log "building ${tools[*]} into $BIN (cache: $CACHE, $(go env GOVERSION))"
     for t in "${tools[@]}"; do

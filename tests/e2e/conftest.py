@@ -1,0 +1,251 @@
+"""Fixtures for the e2e tier: tests through a real Kubernetes API.
+
+Provider (chosen once per session, see tests/e2e/providers/__init__.py)
+    PULLING_AGENT_CLUSTER=controlplane|kind|existing; by default kind when kind and a Docker
+    engine work, else controlplane when `make tools` has built ./bin, else every e2e test
+    skips with a one-line reason.  The control plane's start-up time is printed at the end
+    of the run ("e2e cluster: ...").
+
+    controlplane  real etcd + kube-apiserver + kube-controller-manager from ./bin (RBAC,
+                  PodSecurity and the other default admission plugins, TokenRequest, every
+                  default controller); no kubelet and no scheduler: pods stay Pending.
+    kind          a kind cluster with the agent image `pulling-agent:e2e` loaded.
+    existing      whatever $KUBECONFIG points at (PULLING_AGENT_IMAGE names the image).
+
+Fixtures
+    cluster                  (session) `providers.base.Cluster`, started:
+                             .provider       "controlplane" | "kind" | "existing"
+                             .kubeconfig     Path of the admin kubeconfig (system:masters)
+                             .runs_pods      False on controlplane
+                             .agent_image    image the cluster can run, or None
+                             .api_client(kubeconfig=None) -> new kubernetes.client.ApiClient
+                             .kubectl(*args, kubeconfig=None, input=None, check=True,
+                                      timeout=180) -> CompletedProcess[str] (./bin/kubectl;
+                                      a failure raises ProviderError with stdout/stderr)
+                             .env(kubeconfig=None) -> os.environ + KUBECONFIG + ./bin on PATH,
+                                      for helm, kubectl or the agent as a subprocess
+    api_client               (session) the admin kubernetes.client.ApiClient
+    controlplane             (session) the `ControlPlane`, or a skip on other providers:
+                             .stop_apiserver(graceful=False), .start_apiserver(),
+                             .restart_apiserver(down_for=0.0, graceful=False) — same port,
+                             etcd and controller manager keep running; .apiserver_url,
+                             .log_dir (component logs), .startup_seconds
+    make_namespace           (function) make_namespace(prefix=None, *, pod_security=None,
+                             labels=None) -> name.  A fresh namespace, deleted after the
+                             test; pod_security="restricted" (or "baseline", "privileged")
+                             sets the pod-security.kubernetes.io/enforce, warn and audit
+                             labels.  Returns once its "default" ServiceAccount exists.
+    namespace                (function) make_namespace() with no Pod Security labels.
+    service_account_access   (function) service_account_access(namespace, name, *,
+                             create=True, expiration_seconds=3600, audiences=()) ->
+                             `access.ServiceAccountAccess` with .token, .kubeconfig,
+                             .username, .api_client(), .kubectl(...), .env(): a real token
+                             from the TokenRequest API, so RBAC applies exactly as in a pod.
+    kube_config, cluster_type  overrides of pytest-helm-charts' fixtures, so its
+                             `kube_cluster` (pykube-ng HTTPClient + .kubectl()) and
+                             namespace fixtures work against the chosen cluster.
+
+    While an e2e test runs, KUBECONFIG is the admin kubeconfig and ./bin leads PATH, so a
+    stray `kubectl`/`helm` can only reach the test cluster (never a developer's own).
+
+Helpers: `providers.wait_until(predicate, timeout=, interval=, what=)` polls (exceptions
+count as "not yet"); use it instead of sleeps, and never assert on durations.
+
+Markers
+    requires_pods  needs running pods (exec, probes, logs): skipped on controlplane with
+                   "needs running pods (a kubelet); the controlplane provider has none".
+    e2e            added to every test in this directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from tests.e2e.access import ServiceAccountAccess, mint_service_account_access
+from tests.e2e.providers import Choice, Cluster, ControlPlane, ProviderError, choose, wait_until
+from tests.e2e.providers.base import BIN_DIR
+
+RUNS_PODS_ENV = "PULLING_AGENT_RUNS_PODS"
+NO_KUBELET = "needs running pods (a kubelet); the controlplane provider has none"
+HERE = Path(__file__).parent
+_STARTED = pytest.StashKey[Cluster]()
+
+MakeNamespace = Callable[..., str]
+ServiceAccountAccessFactory = Callable[..., ServiceAccountAccess]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    started = terminalreporter.config.stash.get(_STARTED, None)
+    if started is None:
+        return
+    line = f"e2e cluster: {started.describe()}"
+    seconds = getattr(started, "startup_seconds", None)
+    if seconds is not None:
+        line += f"; started in {seconds:.1f}s"
+    terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def cluster_choice() -> Choice:
+    """The provider for this session (cheap: nothing is started)."""
+    return choose()
+
+
+@pytest.fixture(autouse=True)
+def _e2e_gate(request: pytest.FixtureRequest, cluster_choice: Choice) -> None:
+    """Skip (or fail) before any cluster starts when this test cannot run here."""
+    if cluster_choice.error:
+        pytest.fail(cluster_choice.error, pytrace=False)
+    if cluster_choice.skip:
+        pytest.skip(cluster_choice.skip)
+    if request.node.get_closest_marker("requires_pods"):
+        if cluster_choice.provider == "controlplane":
+            pytest.skip(NO_KUBELET)
+        if cluster_choice.provider == "existing" and os.environ.get(RUNS_PODS_ENV) == "0":
+            pytest.skip(f"needs running pods; {RUNS_PODS_ENV}=0 says the cluster has none")
+
+
+@pytest.fixture(scope="session")
+def cluster(
+    cluster_choice: Choice,
+    tmp_path_factory: pytest.TempPathFactory,
+    pytestconfig: pytest.Config,
+) -> Iterator[Cluster]:
+    """The started cluster (see the module docstring); stopped at the end of the session."""
+    made = cluster_choice.create(tmp_path_factory.mktemp(cluster_choice.provider or "cluster"))
+    try:
+        made.start()
+    except ProviderError as exc:
+        pytest.fail(f"{cluster_choice.provider} cluster did not start: {exc}", pytrace=False)
+    pytestconfig.stash[_STARTED] = made
+    try:
+        yield made
+    finally:
+        made.stop()
+
+
+@pytest.fixture(autouse=True)
+def _cluster_env(_e2e_gate: None, cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """During each e2e test: KUBECONFIG = the admin kubeconfig, ./bin first on PATH."""
+    monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))
+    monkeypatch.setenv("PATH", str(BIN_DIR), prepend=os.pathsep)
+
+
+@pytest.fixture(scope="session")
+def api_client(cluster: Cluster) -> Iterator[client.ApiClient]:
+    """The admin ApiClient (official `kubernetes` client), shared by the session."""
+    with cluster.api_client() as api:
+        yield api
+
+
+@pytest.fixture(scope="session")
+def controlplane(cluster: Cluster) -> ControlPlane:
+    """The ControlPlane (stop/start kube-apiserver); skips on the other providers."""
+    if not isinstance(cluster, ControlPlane):
+        pytest.skip(f"needs the controlplane provider (this run uses {cluster.provider})")
+    return cluster
+
+
+def _namespace_name(prefix: str) -> str:
+    base = re.sub(r"[^a-z0-9-]+", "-", prefix.lower()).strip("-")[:40].strip("-") or "e2e"
+    return f"{base}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def make_namespace(
+    request: pytest.FixtureRequest, api_client: client.ApiClient
+) -> Iterator[MakeNamespace]:
+    """Factory of fresh namespaces (optionally with Pod Security labels); deleted afterwards."""
+    core = client.CoreV1Api(api_client)
+    made: list[str] = []
+
+    def make(
+        prefix: str | None = None,
+        *,
+        pod_security: str | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> str:
+        name = _namespace_name(prefix or f"e2e-{request.node.name}")
+        all_labels = dict(labels or {})
+        if pod_security is not None:
+            for mode in ("enforce", "warn", "audit"):
+                all_labels[f"pod-security.kubernetes.io/{mode}"] = pod_security
+                all_labels[f"pod-security.kubernetes.io/{mode}-version"] = "latest"
+        core.create_namespace(
+            client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=all_labels))
+        )
+        made.append(name)
+        wait_until(
+            lambda: core.read_namespaced_service_account("default", name),
+            timeout=120,
+            what=f"ServiceAccount {name}/default (kube-controller-manager)",
+        )
+        return name
+
+    yield make
+    for name in made:
+        try:
+            core.delete_namespace(name)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+
+
+@pytest.fixture
+def namespace(make_namespace: MakeNamespace) -> str:
+    """A fresh namespace without Pod Security labels, deleted after the test."""
+    return make_namespace()
+
+
+@pytest.fixture
+def service_account_access(
+    cluster: Cluster, api_client: client.ApiClient, tmp_path: Path
+) -> ServiceAccountAccessFactory:
+    """Factory: a TokenRequest token and kubeconfig for a ServiceAccount (created if missing)."""
+
+    def mint(
+        namespace: str,
+        name: str,
+        *,
+        create: bool = True,
+        expiration_seconds: int = 3600,
+        audiences: Sequence[str] = (),
+    ) -> ServiceAccountAccess:
+        return mint_service_account_access(
+            cluster,
+            api_client,
+            namespace,
+            name,
+            tmp_path,
+            create=create,
+            expiration_seconds=expiration_seconds,
+            audiences=audiences,
+        )
+
+    return mint
+
+
+# -- pytest-helm-charts: point its fixtures at our cluster ---------------------------------
+@pytest.fixture(scope="session")
+def kube_config(cluster: Cluster) -> str:
+    """pytest-helm-charts' kubeconfig path (its `kube_cluster` fixture builds on it)."""
+    return str(cluster.kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def cluster_type(cluster: Cluster) -> str:
+    """pytest-helm-charts' cluster type: our provider name."""
+    return cluster.provider
