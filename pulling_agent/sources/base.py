@@ -3,9 +3,10 @@
 A source hands out documents in batches. A claimed document belongs to its
 claimant (the *owner*) until the lease expires; an expired lease returns the
 document to the queue, so an agent killed mid-batch loses nothing. Only the
-owner of a live lease can acknowledge, fail or release a document: a call
-from an owner whose lease expired (and whose documents another agent may now
-hold) is refused, which is what keeps results exactly-once.
+owner can acknowledge, fail or release a document: once another agent has
+claimed it after the lease expired, the old owner's calls are refused, which
+is what keeps results exactly-once. (Until someone else claims it, the old
+owner's late call is still the only one and the built-in sources accept it.)
 
 Every implementation must be safe to call from several threads of one
 process (the agent's worker thread acks while its main thread may release on
