@@ -1,0 +1,203 @@
+"""`make bench`: how fast and how light the agent is, one JSON object a line.
+
+    .venv/bin/python benchmarks/run.py [--only NAME ...] [--list] [--keep]
+
+Each figure is a line `{"name", "value", "unit", "baseline", "ratio"}` (ratio
+= value / baseline; `target` and `note` say what it is held to and how it
+was measured) on stdout; a figure that cannot be measured here is a line
+`{"name", "skipped": "<reason>"}`. Progress goes to stderr. See
+benchmarks/README.md for what each figure means.
+
+Exit status: 0 when every figure was measured or is unavailable on this
+machine (no PostgreSQL, no control plane); 1 when a measurement failed (the
+agent did not pause, exited, ...), after printing every other figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+if str(ROOT) not in sys.path:  # for `tests.agentproc` and `tests.postgres_server`
+    sys.path.insert(1, str(ROOT))
+
+import latency  # noqa: E402
+import throughput  # noqa: E402
+from harness import Figures, Unavailable, Workspace, load_average, one_line, say  # noqa: E402
+
+CONFIGMAP_SCRIPT = HERE / "configmap_latency.py"
+CONFIGMAP_TIMEOUT = 300.0
+
+
+@dataclass
+class Context:
+    figures: Figures
+    ws: Workspace
+    rng: random.Random
+
+
+@dataclass
+class Group:
+    name: str
+    figures: tuple[str, ...]
+    run: Callable[[Context], None]
+
+
+def run_signal_and_cpu(ctx: Context) -> None:
+    agent = latency.bench_signal(ctx.figures, ctx.ws, ctx.rng)
+    latency.bench_paused_cpu(ctx.figures, agent)
+    agent.stop()
+
+
+def run_configmap(ctx: Context) -> None:
+    names = ("pause_latency_configmap_p50_ms", "pause_latency_configmap_p99_ms")
+    if not CONFIGMAP_SCRIPT.is_file():
+        raise Unavailable(
+            f"{CONFIGMAP_SCRIPT.relative_to(ROOT)} does not exist yet "
+            "(the ConfigMap watch latency against a real control plane)"
+        )
+    say(f"configmap: running {CONFIGMAP_SCRIPT.relative_to(ROOT)}")
+    try:
+        proc = subprocess.run(
+            [sys.executable, str(CONFIGMAP_SCRIPT)],
+            stdout=subprocess.PIPE,
+            stderr=None,  # its progress goes straight to our stderr
+            text=True,
+            timeout=CONFIGMAP_TIMEOUT,
+            cwd=ROOT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"configmap_latency.py ran over {CONFIGMAP_TIMEOUT:.0f}s") from None
+    for raw in proc.stdout.splitlines():
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            say(f"configmap: {raw}")
+            continue
+        if isinstance(line, dict) and "name" in line:
+            ctx.figures.pass_through(line)
+    if proc.returncode != 0 and not all(n in ctx.figures.written for n in names):
+        raise RuntimeError(f"configmap_latency.py exited {proc.returncode}")
+
+
+GROUPS = (
+    Group(
+        "signal",
+        ("pause_latency_signal_p50_ms", "pause_latency_signal_p99_ms", "paused_cpu_percent"),
+        run_signal_and_cpu,
+    ),
+    Group(
+        "file",
+        ("pause_latency_file_p50_ms", "pause_latency_file_p99_ms"),
+        lambda ctx: latency.bench_file(ctx.figures, ctx.ws, ctx.rng),
+    ),
+    Group(
+        "midbatch",
+        ("pause_latency_midbatch_p50_ms",),
+        lambda ctx: latency.bench_midbatch(ctx.figures, ctx.ws, ctx.rng),
+    ),
+    Group(
+        "throughput",
+        (
+            "throughput_docs_per_s",
+            "throughput_ratio_vs_bare",
+            "throughput_cpu_ratio_vs_bare",
+            "rss_mb",
+        ),
+        lambda ctx: throughput.bench_sqlite(ctx.figures, ctx.ws),
+    ),
+    Group(
+        "postgres",
+        tuple(f"throughput_pg_{n}_agents_docs_per_s" for n in throughput.PG_AGENTS),
+        lambda ctx: throughput.bench_postgres(ctx.figures, ctx.ws),
+    ),
+    Group(
+        "configmap",
+        ("pause_latency_configmap_p50_ms", "pause_latency_configmap_p99_ms"),
+        run_configmap,
+    ),
+)
+
+
+def select(only: list[str]) -> list[Group]:
+    """Groups named by `--only` (a group name, or any figure name of it)."""
+    if not only:
+        return list(GROUPS)
+    return [
+        group
+        for group in GROUPS
+        if any(name == group.name or name in group.figures for name in only)
+    ]
+
+
+def unknown_names(only: list[str]) -> list[str]:
+    known = {g.name for g in GROUPS} | {f for g in GROUPS for f in g.figures}
+    return [name for name in only if name not in known]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a group (signal, file, midbatch, throughput, postgres, configmap) or a "
+        "figure name; repeatable",
+    )
+    parser.add_argument("--list", action="store_true", help="list the groups and figures")
+    parser.add_argument("--keep", action="store_true", help="keep the agents' directories")
+    parser.add_argument("--seed", type=int, default=5, help="random seed for the gaps")
+    args = parser.parse_args(argv)
+    if args.list:
+        for group in GROUPS:
+            print(f"{group.name}: {', '.join(group.figures)}")
+        return 0
+    if unknown := unknown_names(args.only):
+        parser.error(f"unknown --only {', '.join(unknown)}; see --list")
+    groups = select(args.only)
+    venv_agent = Path(sys.executable).parent / "pulling-agent"
+    if not venv_agent.exists():
+        print(f"run.py: {venv_agent} not found; run `make install` first", file=sys.stderr)
+        return 1
+
+    figures = Figures()
+    started = time.monotonic()
+    say(f"start: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {load_average()}")
+    failed = False
+    with Workspace(keep=args.keep) as ws:
+        ctx = Context(figures, ws, random.Random(args.seed))
+        for group in groups:
+            t0 = time.monotonic()
+            try:
+                group.run(ctx)
+            except Unavailable as exc:
+                reason = str(exc)
+            except Exception as exc:
+                failed = True
+                reason = f"error: {type(exc).__name__}: {exc}"
+                say(f"{group.name}: {one_line(reason, 2000)}")
+            else:
+                reason = "not measured (the benchmark printed no figure)"
+            for name in group.figures:
+                if name not in figures.written:
+                    figures.skip(name, reason)
+            say(f"{group.name}: {time.monotonic() - t0:.0f} s, {load_average()}")
+    say(f"done in {time.monotonic() - started:.0f} s, {load_average()}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
