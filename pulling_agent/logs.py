@@ -55,5 +55,7 @@ def setup_logging(log_format: str = "auto", level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Client libraries are chatty at INFO.
-    for noisy in ("kubernetes", "urllib3", "psycopg.pool"):
+    for noisy in ("kubernetes", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The pool warns on every failed reconnect; the worker already reports outages.
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)

@@ -65,7 +65,7 @@ class Worker:
         max_attempts: int = 3,
         idle_interval: float = 2.0,
         backlog_interval: float = 5.0,
-        max_backoff: float = 30.0,
+        max_backoff: float = 10.0,
     ) -> None:
         self._source = source
         self._processor = processor

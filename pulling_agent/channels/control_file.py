@@ -153,6 +153,7 @@ class ControlFileChannel:
                 self._inotify = INotify()
             except OSError as exc:
                 log.warning("inotify unavailable (%s); polling every %ss", exc, self._poll_interval)
+        self._ensure_watch()  # before returning: no change between start() and the watch is missed
         self._thread = threading.Thread(target=self._run, name="control-file", daemon=True)
         self._thread.start()
 

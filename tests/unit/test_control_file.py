@@ -108,8 +108,7 @@ def running_channel(tmp_path: Path) -> Iterator[tuple[ControlFileChannel, Comman
     control.mkdir()
     # A long poll interval: only inotify can deliver within the test's waits.
     channel, queue, _, _ = make(control, poll_interval=30.0)
-    channel.start()
-    time.sleep(0.2)  # let the thread add its watch
+    channel.start()  # the watch is in place when start() returns
     yield channel, queue, control
     channel.stop()
 
