@@ -1,0 +1,497 @@
+"""The chart through a real Kubernetes API: helm install/upgrade, Pod Security, RBAC, Jobs.
+
+Runs on every provider; nothing here needs a running pod, so on `controlplane` (no
+kubelet) the Deployment's and the Jobs' pods are created by kube-controller-manager and
+stay Pending.  The operator guide's commands are run verbatim through `bash -c`, with a
+kubeconfig whose context namespace is the test's namespace (the guide assumes `default`).
+
+Guide commands exercised here:
+  kubectl create configmap agent-control --from-literal=state=pause|resume|running \
+      -o yaml --dry-run=client | kubectl apply -f -
+  kubectl get configmap agent-control -o jsonpath='{.data.state}'   (and -o yaml)
+  POD=$(kubectl get pod -l app=pulling-agent -o jsonpath='{.items[0].metadata.name}')
+  kubectl create job pause-now --from=cronjob/pause-pulling-agent   (and resume-now)
+  kubectl get jobs -l app=pulling-agent-control
+  kubectl get cronjobs
+  kubectl create job manual-pause --from=cronjob/pause-agent-maintenance
+  kubectl patch cronjob pause-agent-maintenance -p '{"spec":{"suspend":true}}'  (and false)
+  kubectl get events --field-selector involvedObject.name=agent-control
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from tests.e2e.access import ServiceAccountAccess
+from tests.e2e.providers import Cluster, wait_until
+from tests.e2e.providers.base import BIN_DIR, REPO_ROOT, run_command
+
+pytestmark = pytest.mark.e2e
+
+MakeNamespace = Callable[..., str]
+SAFactory = Callable[..., ServiceAccountAccess]
+
+CHART = REPO_ROOT / "charts" / "pulling-agent"
+VENV_BIN = REPO_ROOT / ".venv" / "bin"
+RELEASE = "pulling-agent"
+WINDOW = {
+    "name": "agent-maintenance",
+    "pause": "0 2 * * *",
+    "resume": "0 4 * * *",
+    "timeZone": "Europe/Paris",
+    "reason": "nightly backup",
+}
+
+
+class Release:
+    """One helm release of the chart in its own namespace, and the guide's shell."""
+
+    def __init__(self, cluster: Cluster, namespace: str, workdir: Path) -> None:
+        self.cluster = cluster
+        self.namespace = namespace
+        self.core = client.CoreV1Api(cluster.api_client())
+        # The guide's commands have no -n: give them a kubeconfig whose context is our namespace.
+        doc = yaml.safe_load(cluster.kubeconfig.read_text())
+        for context in doc["contexts"]:
+            context["context"]["namespace"] = namespace
+        self.guide_kubeconfig = workdir / f"guide-{namespace}.kubeconfig"
+        self.guide_kubeconfig.write_text(yaml.safe_dump(doc))
+        self.guide_kubeconfig.chmod(0o600)
+
+    def helm(self, *args: str) -> str:
+        helm = BIN_DIR / "helm"
+        if not helm.exists():
+            pytest.skip("./bin/helm missing: run `make tools`")
+        image: list[str] = []
+        if self.cluster.agent_image:
+            repository, _, tag = self.cluster.agent_image.rpartition(":")
+            image = ["--set", f"image.repository={repository}", "--set", f"image.tag={tag}"]
+        proc = run_command(
+            [str(helm), *args, "--namespace", self.namespace, *image],
+            env=self.cluster.env(),
+            timeout=300,
+        )
+        return proc.stdout
+
+    def install(self, *args: str) -> str:
+        return self.helm("install", RELEASE, str(CHART), *args)
+
+    def upgrade(self, *args: str) -> str:
+        return self.helm("upgrade", RELEASE, str(CHART), *args)
+
+    def guide(self, command: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run a command of the operator guide, verbatim, with bash."""
+        env = self.cluster.env(self.guide_kubeconfig)
+        return run_command(["bash", "-euo", "pipefail", "-c", command], env=env, check=check)
+
+    def configmap(self, name: str = "agent-control") -> dict[str, str]:
+        data = self.core.read_namespaced_config_map(name, self.namespace).data
+        return dict(data or {})
+
+    def close(self) -> None:
+        self.core.api_client.close()
+
+
+@pytest.fixture
+def make_release(
+    cluster: Cluster, make_namespace: MakeNamespace, tmp_path: Path
+) -> Iterator[Callable[[], Release]]:
+    made: list[Release] = []
+
+    def make() -> Release:
+        release = Release(cluster, make_namespace("chart", pod_security="restricted"), tmp_path)
+        made.append(release)
+        return release
+
+    yield make
+    for release in made:
+        release.close()
+
+
+@pytest.fixture
+def release(make_release: Callable[[], Release]) -> Release:
+    """The chart installed with default values in a namespace enforcing `restricted`."""
+    r = make_release()
+    r.install()
+    return r
+
+
+def _ctl_env(access_env: dict[str, str]) -> dict[str, str]:
+    """A clean environment for the agent's CLI: no stray PULLING_AGENT_* from the caller."""
+    env = {k: v for k, v in access_env.items() if not k.startswith("PULLING_AGENT_")}
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env['PATH']}"
+    return env
+
+
+def _need_ctl() -> None:
+    if not (VENV_BIN / "pulling-agent").exists():
+        pytest.skip(".venv/bin/pulling-agent missing: pip install -e .")
+
+
+def _agent_pods(core: client.CoreV1Api, namespace: str) -> list[client.V1Pod]:
+    return list(core.list_namespaced_pod(namespace, label_selector="app=pulling-agent").items)
+
+
+# --- install, Pod Security ---------------------------------------------------------------
+
+
+def test_install_under_restricted_pod_security(make_release: Callable[[], Release]) -> None:
+    r = make_release()
+    notes = r.install()
+    # NOTES tell how to pause, resume and check, with this namespace's names.
+    assert f"kubectl -n {r.namespace} create job pause-now --from=cronjob/pause-pulling-agent" in (
+        notes
+    )
+    assert "resume-now --from=cronjob/resume-pulling-agent" in notes
+    assert "get configmap agent-control -o jsonpath='{.data.state}'" in notes
+
+    # kube-controller-manager creates the Deployment's pod: PodSecurity admitted it.
+    apps = client.AppsV1Api(r.core.api_client)
+    pods = wait_until(
+        lambda: _agent_pods(r.core, r.namespace),
+        timeout=180,
+        what="the Deployment's pod (ReplicaSet controller)",
+    )
+    assert len(pods) == 1
+    (rs,) = apps.list_namespaced_replica_set(r.namespace).items
+    failures = [c for c in rs.status.conditions or [] if c.type == "ReplicaFailure"]
+    assert not failures, failures[0].message
+
+    # The guide's way to find the pod selects the agent, not a control Job's pod.
+    pod = r.guide(
+        "kubectl get pod -l app=pulling-agent -o jsonpath='{.items[0].metadata.name}'"
+    ).stdout
+    assert pod == pods[0].metadata.name and pod.startswith("pulling-agent-")
+
+    # The namespace really enforces `restricted`: a pod without the chart's settings is refused.
+    bare = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "bare"},
+        "spec": {"containers": [{"name": "c", "image": "pulling-agent:0.1.0"}]},
+    }
+    proc = r.cluster.kubectl(
+        "-n", r.namespace, "create", "-f", "-", input=json.dumps(bare), check=False
+    )
+    assert proc.returncode != 0
+    assert "violates PodSecurity" in proc.stderr
+
+
+# --- the control ConfigMap across upgrades ------------------------------------------------
+
+
+def test_upgrade_set_control_state_pause(release: Release) -> None:
+    apps = client.AppsV1Api(release.core.api_client)
+    before = apps.read_namespaced_deployment(RELEASE, release.namespace)
+    assert release.configmap() == {"state": "running"}
+
+    release.upgrade("--set", "control.state=pause", "--set", "control.reason=db migration")
+    data = release.configmap()
+    assert data["state"] == "pause"
+    assert data["reason"] == "db migration"
+    assert data["requested-by"] == "helm"
+    assert release.guide(
+        "kubectl get configmap agent-control -o jsonpath='{.data.state}'"
+    ).stdout == ("pause")
+    # A pause is no rollout: the Deployment's pod template was not touched.
+    after = apps.read_namespaced_deployment(RELEASE, release.namespace)
+    assert after.metadata.generation == before.metadata.generation
+    assert after.spec.template == before.spec.template
+
+
+def test_ctl_pause_survives_a_plain_upgrade(release: Release) -> None:
+    _need_ctl()
+    proc = run_command(
+        [
+            "pulling-agent",
+            "ctl",
+            "pause",
+            "--configmap",
+            "agent-control",
+            "--namespace",
+            release.namespace,
+            "--reason",
+            "database maintenance",
+            "--by",
+            "ops-team",
+        ],
+        env=_ctl_env(release.cluster.env()),
+        timeout=120,
+    )
+    assert "ConfigMap updated to 'pause'" in proc.stdout
+    paused = release.configmap()
+    assert paused["state"] == "pause"
+
+    release.upgrade()  # an unrelated upgrade: lookup keeps the live data
+    assert release.configmap() == paused
+
+    release.upgrade("--set", "agent.batchSize=20")  # even one that rolls the pods
+    assert release.configmap() == paused
+
+    release.upgrade("--set", "control.state=running")  # an explicit state wins
+    data = release.configmap()
+    assert data["state"] == "running"
+    assert data["reason"] == ""  # the stale reason is cleared
+    assert data["requested-by"] == "helm"
+
+    release.upgrade()
+    assert release.configmap()["state"] == "running"
+
+
+def test_guide_configmap_commands_on_the_helm_owned_configmap(release: Release) -> None:
+    """Method 2 of the guide works against the chart's ConfigMap, and survives upgrades."""
+    for word in ("pause", "resume", "running", "pause"):
+        release.guide(
+            f"kubectl create configmap agent-control --from-literal=state={word} "
+            "-o yaml --dry-run=client | kubectl apply -f -"
+        )
+        state = release.guide(
+            "kubectl get configmap agent-control -o jsonpath='{.data.state}'"
+        ).stdout
+        assert state == word
+    assert "state: pause" in release.guide("kubectl get configmap agent-control -o yaml").stdout
+    release.guide("kubectl get events --field-selector involvedObject.name=agent-control")
+
+    release.upgrade()
+    assert release.configmap()["state"] == "pause"
+    # Still Helm's: a later explicit state applies.
+    release.upgrade("--set", "control.state=resume")
+    assert release.configmap()["state"] == "resume"
+
+
+# --- control Jobs (method 4) and maintenance windows (method 5) ----------------------------
+
+
+def _run_job_command_as_its_account(
+    release: Release, service_account_access: SAFactory, job_name: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the Job's container command here, with a token of the Job's ServiceAccount."""
+    batch = client.BatchV1Api(release.core.api_client)
+    job = batch.read_namespaced_job(job_name, release.namespace)
+    pod_spec = job.spec.template.spec
+    (container,) = pod_spec.containers
+    assert container.command[:2] == ["pulling-agent", "ctl"]
+    assert not container.args and not container.env  # complete in itself
+    access = service_account_access(release.namespace, pod_spec.service_account_name, create=False)
+    return run_command(container.command, env=_ctl_env(access.env()), check=False, timeout=120)
+
+
+def test_job_from_cronjob_pauses_and_resumes(
+    release: Release, service_account_access: SAFactory
+) -> None:
+    _need_ctl()
+    release.guide("kubectl create job pause-now --from=cronjob/pause-pulling-agent")
+    jobs = release.guide("kubectl get jobs -l app=pulling-agent-control -o name").stdout.split()
+    assert jobs == ["job.batch/pause-now"]
+    # The Job controller creates its pod: admitted under `restricted` too.
+    wait_until(
+        lambda: (
+            release.core.list_namespaced_pod(
+                release.namespace, label_selector="job-name=pause-now"
+            ).items
+        ),
+        timeout=180,
+        what="the pause-now Job's pod (Job controller)",
+    )
+    # ...and it is not mistaken for an agent pod.
+    assert all(
+        p.metadata.labels["app"] == "pulling-agent"
+        for p in _agent_pods(release.core, release.namespace)
+    )
+
+    proc = _run_job_command_as_its_account(release, service_account_access, "pause-now")
+    assert proc.returncode == 0, proc.stderr
+    data = release.configmap()
+    assert data["state"] == "pause"
+    assert data["requested-by"] == "cronjob/pause-pulling-agent"
+    assert data["reason"] == "on-demand control Job"
+    assert data["requested-at"].endswith("Z")
+
+    release.guide("kubectl create job resume-now --from=cronjob/resume-pulling-agent")
+    proc = _run_job_command_as_its_account(release, service_account_access, "resume-now")
+    assert proc.returncode == 0, proc.stderr
+    assert release.configmap()["state"] == "resume"
+    jobs = release.guide("kubectl get jobs -l app=pulling-agent-control -o name").stdout.split()
+    assert sorted(jobs) == ["job.batch/pause-now", "job.batch/resume-now"]
+
+
+def test_control_account_is_limited_to_its_configmap(
+    release: Release, service_account_access: SAFactory
+) -> None:
+    _need_ctl()
+    release.core.create_namespaced_config_map(
+        release.namespace,
+        client.V1ConfigMap(metadata=client.V1ObjectMeta(name="other"), data={"state": "running"}),
+    )
+    access = service_account_access(release.namespace, "pulling-agent-control", create=False)
+    # The same CLI aimed at another ConfigMap is refused (exit 1, a message naming it).
+    proc = run_command(
+        ["pulling-agent", "ctl", "pause", "--configmap", "other", "--namespace", release.namespace],
+        env=_ctl_env(access.env()),
+        check=False,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "other" in proc.stderr
+    assert release.configmap("other") == {"state": "running"}
+    for args in (
+        ("patch", "configmap", "other", "--type", "merge", "-p", '{"data":{"state":"pause"}}'),
+        ("create", "configmap", "new", "--from-literal=state=pause"),
+        ("delete", "configmap", "agent-control"),
+        ("get", "secrets"),
+        ("get", "pods"),
+    ):
+        out = access.kubectl("-n", release.namespace, *args, check=False)
+        assert out.returncode != 0 and "forbidden" in out.stderr.lower(), args
+
+
+def _status(call: Callable[[], Any]) -> int:
+    try:
+        call()
+    except client.ApiException as exc:
+        return int(exc.status)
+    return 200
+
+
+def _watch(core: client.CoreV1Api, namespace: str, field_selector: str) -> None:
+    """Open a watch (as the agent's ConfigMap channel does) and close it at once."""
+    response = core.list_namespaced_config_map(
+        namespace,
+        field_selector=field_selector,
+        watch=True,
+        timeout_seconds=1,
+        _preload_content=False,
+    )
+    response.release_conn()
+
+
+def test_agent_account_may_only_read_its_configmap(
+    release: Release, service_account_access: SAFactory
+) -> None:
+    ns = release.namespace
+    release.core.create_namespaced_config_map(
+        ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="other"), data={"a": "b"})
+    )
+    release.core.create_namespaced_secret(
+        ns, client.V1Secret(metadata=client.V1ObjectMeta(name="db"), string_data={"url": "x"})
+    )
+    access = service_account_access(ns, "pulling-agent", create=False)
+    with access.api_client() as api:
+        core = client.CoreV1Api(api)
+        by_name = "metadata.name=agent-control"
+        # What the agent's watch needs.
+        assert _status(lambda: core.read_namespaced_config_map("agent-control", ns)) == 200
+        assert _status(lambda: core.list_namespaced_config_map(ns, field_selector=by_name)) == 200
+        assert _status(lambda: _watch(core, ns, by_name)) == 200
+        # Everything else is refused.
+        patch = {"data": {"state": "pause"}}
+        assert _status(lambda: core.patch_namespaced_config_map("agent-control", ns, patch)) == 403
+        assert _status(lambda: core.read_namespaced_config_map("other", ns)) == 403
+        assert _status(lambda: core.list_namespaced_config_map(ns)) == 403
+        assert _status(lambda: _watch(core, ns, "metadata.name=other")) == 403
+        assert _status(lambda: core.read_namespaced_secret("db", ns)) == 403
+        assert _status(lambda: core.list_namespaced_secret(ns)) == 403
+        assert _status(lambda: core.list_namespaced_pod(ns)) == 403
+        body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="x"))
+        assert _status(lambda: core.create_namespaced_config_map(ns, body)) == 403
+    assert release.configmap()["state"] == "running"
+
+
+def test_agent_watch_works_with_the_charts_role(
+    release: Release, service_account_access: SAFactory, tmp_path: Path
+) -> None:
+    """The real agent, as a local process with the agent's token, follows the ConfigMap."""
+    _need_ctl()
+    access = service_account_access(release.namespace, "pulling-agent", create=False)
+    health = tmp_path / "health"
+    env = _ctl_env(access.env())
+    env.update(
+        {
+            "PULLING_AGENT_SOURCE": f"sqlite:///{tmp_path / 'agent.db'}",
+            "PULLING_AGENT_CONTROL_DIR": str(tmp_path / "control"),
+            "PULLING_AGENT_HEALTH_DIR": str(health),
+            "PULLING_AGENT_METRICS_PORT": "0",
+            "PULLING_AGENT_CONFIGMAP": "agent-control",
+            "PULLING_AGENT_NAMESPACE": release.namespace,
+            "PULLING_AGENT_KUBECONFIG": str(access.kubeconfig),
+            "PULLING_AGENT_LOG_FORMAT": "text",
+        }
+    )
+    (tmp_path / "control").mkdir()
+    log = (tmp_path / "agent.log").open("w")
+    agent = subprocess.Popen(
+        [str(VENV_BIN / "pulling-agent"), "run"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+
+        def state() -> str:
+            return (health / "liveness").read_text().splitlines()[0]
+
+        wait_until(lambda: state() == "running", timeout=120, what="the agent running")
+        release.guide(
+            "kubectl create configmap agent-control --from-literal=state=pause "
+            "-o yaml --dry-run=client | kubectl apply -f -"
+        )
+        wait_until(lambda: state() == "paused", timeout=120, what="the agent paused")
+        assert not (health / "readiness").exists()
+        release.guide(
+            "kubectl create configmap agent-control --from-literal=state=resume "
+            "-o yaml --dry-run=client | kubectl apply -f -"
+        )
+        wait_until(lambda: state() == "running", timeout=120, what="the agent resumed")
+    finally:
+        agent.terminate()
+        try:
+            agent.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait()
+        log.close()
+    text = (tmp_path / "agent.log").read_text()
+    assert "Pausing agent" in text and "Resuming agent" in text, text[-2000:]
+    assert "403" not in text and "Forbidden" not in text, text[-2000:]
+
+
+def test_maintenance_window_cronjobs(make_release: Callable[[], Release]) -> None:
+    r = make_release()
+    r.install("--set-json", f"maintenanceWindows=[{json.dumps(WINDOW)}]")
+    batch = client.BatchV1Api(r.core.api_client)
+    pause = batch.read_namespaced_cron_job("pause-agent-maintenance", r.namespace)
+    resume = batch.read_namespaced_cron_job("resume-agent-maintenance", r.namespace)
+    assert pause.spec.schedule == "0 2 * * *" and resume.spec.schedule == "0 4 * * *"
+    assert pause.spec.time_zone == resume.spec.time_zone == "Europe/Paris"
+    assert pause.spec.suspend is False and resume.spec.suspend is False
+    assert pause.spec.concurrency_policy == "Forbid"
+    assert resume.spec.starting_deadline_seconds > pause.spec.starting_deadline_seconds
+
+    listed = r.guide("kubectl get cronjobs").stdout
+    for name in ("pause-agent-maintenance", "resume-agent-maintenance", "pause-pulling-agent"):
+        assert name in listed
+    r.guide("""kubectl patch cronjob pause-agent-maintenance -p '{"spec":{"suspend":true}}'""")
+    assert batch.read_namespaced_cron_job("pause-agent-maintenance", r.namespace).spec.suspend
+    r.guide("""kubectl patch cronjob pause-agent-maintenance -p '{"spec":{"suspend":false}}'""")
+    assert not batch.read_namespaced_cron_job("pause-agent-maintenance", r.namespace).spec.suspend
+
+    r.guide("kubectl create job manual-pause --from=cronjob/pause-agent-maintenance")
+    job = batch.read_namespaced_job("manual-pause", r.namespace)
+    assert job.metadata.labels["app"] == "pulling-agent-control"
+    command = job.spec.template.spec.containers[0].command
+    assert command[:3] == ["pulling-agent", "ctl", "pause"]
+    assert command[command.index("--reason") + 1] == "nightly backup"
+
+
+def test_api_refuses_an_unknown_time_zone(make_release: Callable[[], Release]) -> None:
+    """The schema checks the shape of a time zone; the API server checks that it exists."""
+    r = make_release()
+    bad = {**WINDOW, "timeZone": "Mars/Olympus_Mons"}
+    with pytest.raises(Exception, match="Mars/Olympus_Mons"):
+        r.install("--set-json", f"maintenanceWindows=[{json.dumps(bad)}]")
