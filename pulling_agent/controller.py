@@ -134,7 +134,11 @@ class Controller:
     def batch_finished(self) -> None:
         with self._cond:
             self._busy = False
-        self._queue.put(Command(Action.BATCH_DONE, source="agent"))
+            # Only a pending pause waits for this report; don't wake the
+            # controller after every batch otherwise (a hot path).
+            report = self._desired is Desired.PAUSED
+        if report:
+            self._queue.put(Command(Action.BATCH_DONE, source="agent"))
 
     # ------------------------------------------------------------- main loop
     def start(self, initial: Command | None) -> None:
