@@ -31,6 +31,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from tests.conftest import AgentFactory
 from tests.e2e.access import ServiceAccountAccess
 from tests.e2e.providers import Cluster, wait_until
 from tests.e2e.providers.base import BIN_DIR, REPO_ROOT, run_command
@@ -354,12 +355,11 @@ def test_control_account_is_limited_to_its_configmap(
         assert out.returncode != 0 and "forbidden" in out.stderr.lower(), args
 
 
-def _status(call: Callable[[], Any]) -> int:
-    try:
+def _refused(call: Callable[[], Any]) -> int:
+    """Make an API call that must fail; return its HTTP status."""
+    with pytest.raises(client.ApiException) as info:
         call()
-    except client.ApiException as exc:
-        return int(exc.status)
-    return 200
+    return int(info.value.status)
 
 
 def _watch(core: client.CoreV1Api, namespace: str, field_selector: str) -> None:
@@ -389,76 +389,56 @@ def test_agent_account_may_only_read_its_configmap(
         core = client.CoreV1Api(api)
         by_name = "metadata.name=agent-control"
         # What the agent's watch needs.
-        assert _status(lambda: core.read_namespaced_config_map("agent-control", ns)) == 200
-        assert _status(lambda: core.list_namespaced_config_map(ns, field_selector=by_name)) == 200
-        assert _status(lambda: _watch(core, ns, by_name)) == 200
+        core.read_namespaced_config_map("agent-control", ns)
+        core.list_namespaced_config_map(ns, field_selector=by_name)
+        _watch(core, ns, by_name)
         # Everything else is refused.
         patch = {"data": {"state": "pause"}}
-        assert _status(lambda: core.patch_namespaced_config_map("agent-control", ns, patch)) == 403
-        assert _status(lambda: core.read_namespaced_config_map("other", ns)) == 403
-        assert _status(lambda: core.list_namespaced_config_map(ns)) == 403
-        assert _status(lambda: _watch(core, ns, "metadata.name=other")) == 403
-        assert _status(lambda: core.read_namespaced_secret("db", ns)) == 403
-        assert _status(lambda: core.list_namespaced_secret(ns)) == 403
-        assert _status(lambda: core.list_namespaced_pod(ns)) == 403
+        assert _refused(lambda: core.patch_namespaced_config_map("agent-control", ns, patch)) == 403
+        assert _refused(lambda: core.read_namespaced_config_map("other", ns)) == 403
+        assert _refused(lambda: core.list_namespaced_config_map(ns)) == 403
+        assert _refused(lambda: _watch(core, ns, "metadata.name=other")) == 403
+        assert _refused(lambda: core.read_namespaced_secret("db", ns)) == 403
+        assert _refused(lambda: core.list_namespaced_secret(ns)) == 403
+        assert _refused(lambda: core.list_namespaced_pod(ns)) == 403
         body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="x"))
-        assert _status(lambda: core.create_namespaced_config_map(ns, body)) == 403
+        assert _refused(lambda: core.create_namespaced_config_map(ns, body)) == 403
     assert release.configmap()["state"] == "running"
 
 
 def test_agent_watch_works_with_the_charts_role(
-    release: Release, service_account_access: SAFactory, tmp_path: Path
+    release: Release, service_account_access: SAFactory, agent_factory: AgentFactory
 ) -> None:
     """The real agent, as a local process with the agent's token, follows the ConfigMap."""
     _need_ctl()
     access = service_account_access(release.namespace, "pulling-agent", create=False)
-    health = tmp_path / "health"
-    env = _ctl_env(access.env())
-    env.update(
-        {
-            "PULLING_AGENT_SOURCE": f"sqlite:///{tmp_path / 'agent.db'}",
-            "PULLING_AGENT_CONTROL_DIR": str(tmp_path / "control"),
-            "PULLING_AGENT_HEALTH_DIR": str(health),
-            "PULLING_AGENT_METRICS_PORT": "0",
-            "PULLING_AGENT_CONFIGMAP": "agent-control",
-            "PULLING_AGENT_NAMESPACE": release.namespace,
-            "PULLING_AGENT_KUBECONFIG": str(access.kubeconfig),
-            "PULLING_AGENT_LOG_FORMAT": "text",
-        }
+    agent = agent_factory(
+        args=[
+            "--configmap",
+            "agent-control",
+            "--namespace",
+            release.namespace,
+            "--kubeconfig",
+            str(access.kubeconfig),
+        ]
+    ).start("running")
+    # The control directory stays empty: only the API watch can bring these changes.
+    release.guide(
+        "kubectl create configmap agent-control --from-literal=state=pause "
+        "-o yaml --dry-run=client | kubectl apply -f -"
     )
-    (tmp_path / "control").mkdir()
-    log = (tmp_path / "agent.log").open("w")
-    agent = subprocess.Popen(
-        [str(VENV_BIN / "pulling-agent"), "run"], env=env, stdout=log, stderr=subprocess.STDOUT
+    agent.wait_state("paused", timeout=120)
+    assert not agent.ready()
+    release.guide(
+        "kubectl create configmap agent-control --from-literal=state=resume "
+        "-o yaml --dry-run=client | kubectl apply -f -"
     )
-    try:
-
-        def state() -> str:
-            return (health / "liveness").read_text().splitlines()[0]
-
-        wait_until(lambda: state() == "running", timeout=120, what="the agent running")
-        release.guide(
-            "kubectl create configmap agent-control --from-literal=state=pause "
-            "-o yaml --dry-run=client | kubectl apply -f -"
-        )
-        wait_until(lambda: state() == "paused", timeout=120, what="the agent paused")
-        assert not (health / "readiness").exists()
-        release.guide(
-            "kubectl create configmap agent-control --from-literal=state=resume "
-            "-o yaml --dry-run=client | kubectl apply -f -"
-        )
-        wait_until(lambda: state() == "running", timeout=120, what="the agent resumed")
-    finally:
-        agent.terminate()
-        try:
-            agent.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            agent.kill()
-            agent.wait()
-        log.close()
-    text = (tmp_path / "agent.log").read_text()
-    assert "Pausing agent" in text and "Resuming agent" in text, text[-2000:]
-    assert "403" not in text and "Forbidden" not in text, text[-2000:]
+    agent.wait_state("running", timeout=120)
+    assert agent.stop() == 0
+    messages = agent.messages()
+    assert "Pausing agent" in messages and "Resuming agent" in messages, agent.log_tail()
+    log = agent.log_path.read_text()
+    assert "403" not in log and "orbidden" not in log, agent.log_tail()
 
 
 def test_maintenance_window_cronjobs(make_release: Callable[[], Release]) -> None:
