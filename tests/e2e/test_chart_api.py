@@ -1,8 +1,12 @@
 """The chart through a real Kubernetes API: helm install/upgrade, Pod Security, RBAC, Jobs.
 
-Runs on every provider; nothing here needs a running pod, so on `controlplane` (no
-kubelet) the Deployment's and the Jobs' pods are created by kube-controller-manager and
-stay Pending.  The operator guide's commands are run verbatim through `bash -c`, with a
+The first part runs on every provider; nothing there needs a running pod, so on
+`controlplane` (no kubelet) the Deployment's and the Jobs' pods are created by
+kube-controller-manager and stay Pending.  The last part (`requires_pods`, skipped on
+controlplane) runs the agent image on kind: install, then pause and resume through each of
+the guide's five methods, with the pods' readiness following the state.
+
+The operator guide's commands are run verbatim through `bash -c`, with a
 kubeconfig whose context namespace is the test's namespace (the guide assumes `default`).
 
 Guide commands exercised here:
@@ -16,6 +20,10 @@ Guide commands exercised here:
   kubectl create job manual-pause --from=cronjob/pause-agent-maintenance
   kubectl patch cronjob pause-agent-maintenance -p '{"spec":{"suspend":true}}'  (and false)
   kubectl get events --field-selector involvedObject.name=agent-control
+and with pods (kind): ./control/control-agent.sh pause|resume|status, make k8s-pause|k8s-resume,
+  kubectl exec $POD -- kill -USR1 1 (and -USR2), kubectl exec $POD -- test -f
+  /tmp/health/readiness, kubectl exec $POD -- cat /tmp/health/liveness, kubectl logs $POD,
+  kubectl logs job/pause-now, kubectl rollout status deployment/pulling-agent.
 """
 
 from __future__ import annotations
@@ -475,3 +483,111 @@ def test_api_refuses_an_unknown_time_zone(make_release: Callable[[], Release]) -
     bad = {**WINDOW, "timeZone": "Mars/Olympus_Mons"}
     with pytest.raises(Exception, match="Mars/Olympus_Mons"):
         r.install("--set-json", f"maintenanceWindows=[{json.dumps(bad)}]")
+
+
+# --- with a kubelet (kind): the guide's five methods on running pods ----------------------
+
+POD = "$(kubectl get pod -l app=pulling-agent -o jsonpath='{.items[0].metadata.name}')"
+
+
+def _ready(release: Release) -> list[bool]:
+    pods = _agent_pods(release.core, release.namespace)
+    return [
+        any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+        for p in pods
+        if p.metadata.deletion_timestamp is None
+    ]
+
+
+def _expect(release: Release, state: str) -> None:
+    """Every agent pod reaches `state`: the liveness file says so, readiness follows."""
+    ready = state == "running"
+    wait_until(
+        lambda: (r := _ready(release)) and all(x is ready for x in r),
+        timeout=180,
+        what=f"agent pods {'Ready' if ready else 'not Ready'} ({state})",
+    )
+    liveness = release.guide(f"POD={POD}; kubectl exec $POD -- cat /tmp/health/liveness").stdout
+    assert liveness.splitlines()[0] == ("running" if ready else "paused")
+    check = release.guide(
+        f"POD={POD}; kubectl exec $POD -- test -f /tmp/health/readiness "
+        "&& echo RUNNING || echo PAUSED"
+    ).stdout.strip()
+    assert check == ("RUNNING" if ready else "PAUSED")
+
+
+@pytest.fixture
+def running(make_release: Callable[[], Release]) -> Callable[..., Release]:
+    """Install with extra helm args and wait for the agent pod to be Ready."""
+
+    def make(*args: str) -> Release:
+        r = make_release()
+        r.install("--set", "agent.seed=200", *args)
+        r.guide("kubectl rollout status deployment/pulling-agent --timeout=300s")
+        _expect(r, "running")
+        return r
+
+    return make
+
+
+@pytest.mark.requires_pods
+def test_pods_method_1_control_script(running: Callable[..., Release]) -> None:
+    r = running()
+    out = r.guide(f"cd {REPO_ROOT} && ./control/control-agent.sh pause --reason e2e").stdout
+    assert "Pausing agent" in out and "Agent successfully paused" in out
+    _expect(r, "paused")
+    r.guide(f"cd {REPO_ROOT} && ./control/control-agent.sh status")
+    r.guide(f"cd {REPO_ROOT} && NAMESPACE={r.namespace} make k8s-resume")
+    _expect(r, "running")
+
+
+@pytest.mark.requires_pods
+def test_pods_method_2_configmap(running: Callable[..., Release]) -> None:
+    r = running()
+    r.guide(
+        "kubectl create configmap agent-control --from-literal=state=pause "
+        "-o yaml --dry-run=client | kubectl apply -f -"
+    )
+    _expect(r, "paused")
+    assert "Pausing agent" in r.guide(f"POD={POD}; kubectl logs $POD --tail=200").stdout
+    r.guide(
+        "kubectl create configmap agent-control --from-literal=state=running "
+        "-o yaml --dry-run=client | kubectl apply -f -"
+    )
+    _expect(r, "running")
+
+
+@pytest.mark.requires_pods
+def test_pods_method_3_signals(running: Callable[..., Release]) -> None:
+    r = running()
+    r.guide(f"POD={POD}; kubectl exec $POD -- kill -USR1 1")
+    _expect(r, "paused")
+    r.guide(f"POD={POD}; kubectl exec $POD -- kill -USR2 1")
+    _expect(r, "running")
+    logs = r.guide(f"POD={POD}; kubectl logs $POD --tail=200").stdout
+    assert "Pausing agent" in logs and "Resuming agent" in logs
+
+
+@pytest.mark.requires_pods
+def test_pods_method_4_jobs(running: Callable[..., Release]) -> None:
+    r = running()
+    r.guide("kubectl create job pause-now --from=cronjob/pause-pulling-agent")
+    r.guide("kubectl wait --for=condition=complete job/pause-now --timeout=300s")
+    assert "ConfigMap updated to 'pause'" in r.guide("kubectl logs job/pause-now").stdout
+    _expect(r, "paused")
+    r.guide("kubectl create job resume-now --from=cronjob/resume-pulling-agent")
+    r.guide("kubectl wait --for=condition=complete job/resume-now --timeout=300s")
+    _expect(r, "running")
+    assert "pause-now" in r.guide("kubectl get jobs -l app=pulling-agent-control").stdout
+
+
+@pytest.mark.requires_pods
+def test_pods_method_5_cronjobs(running: Callable[..., Release]) -> None:
+    r = running("--set-json", f"maintenanceWindows=[{json.dumps(WINDOW)}]")
+    r.guide("kubectl create job manual-pause --from=cronjob/pause-agent-maintenance")
+    r.guide("kubectl wait --for=condition=complete job/manual-pause --timeout=300s")
+    _expect(r, "paused")
+    assert r.configmap()["reason"] == "nightly backup"
+    r.guide("kubectl create job manual-resume --from=cronjob/resume-agent-maintenance")
+    r.guide("kubectl wait --for=condition=complete job/manual-resume --timeout=300s")
+    _expect(r, "running")
