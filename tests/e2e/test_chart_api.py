@@ -219,23 +219,15 @@ def test_upgrade_set_control_state_pause(release: Release) -> None:
 
 def test_ctl_pause_survives_a_plain_upgrade(release: Release) -> None:
     _need_ctl()
-    proc = run_command(
-        [
-            "pulling-agent",
-            "ctl",
-            "pause",
-            "--configmap",
-            "agent-control",
-            "--namespace",
-            release.namespace,
-            "--reason",
-            "database maintenance",
-            "--by",
-            "ops-team",
-        ],
-        env=_ctl_env(release.cluster.env()),
-        timeout=120,
-    )
+    env = _ctl_env(release.cluster.env())
+
+    def ctl(action: str) -> subprocess.CompletedProcess[str]:
+        command = ["pulling-agent", "ctl", action, "--configmap", "agent-control"]
+        command += ["--namespace", release.namespace]
+        command += ["--reason", "database maintenance", "--by", "ops-team"]
+        return run_command(command, env=env, timeout=120)
+
+    proc = ctl("pause")
     assert "ConfigMap updated to 'pause'" in proc.stdout
     paused = release.configmap()
     assert paused["state"] == "pause"
@@ -254,6 +246,17 @@ def test_ctl_pause_survives_a_plain_upgrade(release: Release) -> None:
 
     release.upgrade()
     assert release.configmap()["state"] == "running"
+
+    # A state given with --set is stored in the release: --reuse-values re-applies it...
+    release.upgrade("--set", "control.state=pause")
+    ctl("resume")
+    assert release.configmap()["state"] == "resume"
+    release.upgrade("--reuse-values")
+    assert release.configmap()["state"] == "pause"
+    # ...until it is handed back to the operators with an empty control.state.
+    ctl("resume")
+    release.upgrade("--reuse-values", "--set", "control.state=")
+    assert release.configmap()["state"] == "resume"
 
 
 def test_guide_configmap_commands_on_the_helm_owned_configmap(release: Release) -> None:
