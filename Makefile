@@ -47,10 +47,19 @@ lint: install ## ruff, mypy --strict, shellcheck, helm lint, ct lint
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/shellcheck control/*.sh tools/*.sh .ci/run
-	@if [ -x bin/helm ]; then bin/helm lint --strict charts/pulling-agent; \
-	  else echo "lint: bin/helm missing, run 'make tools'" >&2; exit 1; fi
-	@if [ -x bin/ct ]; then PATH="$(CURDIR)/$(BIN):$$PATH" bin/ct lint --config ct.yaml; \
-	  else echo "lint: bin/ct missing, run 'make tools'" >&2; exit 1; fi
+	@[ -x bin/helm ] && [ -x bin/ct ] || { echo "lint: bin/helm or bin/ct missing, run 'make tools'" >&2; exit 1; }
+	$(MAKE) --no-print-directory lint-chart
+
+.PHONY: lint-chart
+lint-chart: install ## helm lint (defaults and each ci/*-values.yaml) and ct lint
+	bin/helm lint --strict charts/pulling-agent
+	for f in charts/pulling-agent/ci/*-values.yaml; do bin/helm lint --strict charts/pulling-agent -f "$$f"; done
+	# ct runs helm, yamllint and yamale from PATH.
+	PATH="$(CURDIR)/bin:$(CURDIR)/$(BIN):$$PATH" bin/ct lint --config ct.yaml
+
+.PHONY: docs-chart
+docs-chart: ## Regenerate charts/pulling-agent/README.md from values.yaml comments (helm-docs)
+	bin/helm-docs --chart-search-root charts/pulling-agent --skip-version-footer
 
 .PHONY: test
 test: install system-deps tools lint ## Everything: set-up, lint, unit, integration, chart and e2e tiers
