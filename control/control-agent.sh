@@ -214,15 +214,19 @@ update_configmap() {
 }
 
 PODS=()
-# find_pods: the names of the pods matching the selector, into PODS.
+declare -A POD_PHASE=()
+# find_pods: the names of the pods matching the selector, into PODS (and
+# their phases into POD_PHASE).
 find_pods() {
-    local out
-    out=$(kn get pods -l "$SELECTOR" -o 'jsonpath={range .items[*]}{.metadata.name}{"\n"}{end}' 2>&1) ||
+    local out pod phase
+    local template='{range .items[*]}{.metadata.name}{" "}{.status.phase}{"\n"}{end}'
+    out=$(kn get pods -l "$SELECTOR" -o "jsonpath=$template" 2>&1) ||
         die "cannot list pods ($SELECTOR) in namespace $NAMESPACE: $(first_line "$out")"
     PODS=()
-    local pod
-    while IFS= read -r pod; do
-        [[ -n "$pod" ]] && PODS+=("$pod")
+    while read -r pod phase; do
+        [[ -n "$pod" ]] || continue
+        PODS+=("$pod")
+        POD_PHASE[$pod]=${phase:-Unknown}
     done <<<"$out"
     return 0
 }
@@ -326,7 +330,11 @@ status() {
             health="cannot read /tmp/health/liveness: $(first_line "$health")"
         fi
         [[ "$label" == UNHEALTHY ]] && unhealthy=$((unhealthy + 1))
-        say "Pod $pod: ${colour}${label}${RESET}"
+        if [[ "${POD_PHASE[$pod]}" == Running ]]; then
+            say "Pod $pod: ${colour}${label}${RESET}"
+        else
+            say "Pod $pod: ${colour}${label}${RESET} (phase ${POD_PHASE[$pod]})"
+        fi
         printf '%s\n' "$health" | sed 's/^/    /'
         say "  Recent pause/resume log lines:"
         if logs=$(kn logs "$pod" --tail=500 2>&1); then

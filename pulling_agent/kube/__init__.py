@@ -5,8 +5,9 @@ A thin, typed layer over the official (untyped) `kubernetes` client:
 (read, patch, list, watch), the agent's pods (status, signal), and one
 `KubeError` with an operator-readable message for every failure.
 
-Importing this package loads the client (about half a second): import it
-where it is used, not at the top of the CLI.
+Importing this package is cheap: the client itself (about half a second to
+import) is loaded by the functions that talk to the API, so `pulling-agent
+--help` and the commands that never reach a cluster do not pay for it.
 """
 
 from pulling_agent.kube.client import KubeClient, connect, in_cluster

@@ -23,6 +23,9 @@ CONFIG = "config"
 API = "api"
 
 _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
+# The websocket client (exec) reports an HTTP refusal of its upgrade as
+# ApiException(status=0, reason="Handshake status 403 Forbidden -+-+- {headers} -+-+- {body}").
+_HANDSHAKE = re.compile(r"^Handshake status (\d{3})\b")
 
 
 class KubeError(Exception):
@@ -74,6 +77,10 @@ def translate(exc: BaseException, host: str) -> KubeError:
     if isinstance(exc, ApiException):
         status = int(exc.status or 0)
         message = _status_message(exc.body) or str(exc.reason or "").strip()
+        handshake = _HANDSHAKE.match(str(exc.reason or ""))
+        if status == 0 and handshake:
+            status = int(handshake.group(1))
+            message = _status_message(str(exc.reason).rsplit("-+-+- ", 1)[-1]) or message
         if status == 0:
             return KubeError(
                 UNREACHABLE, f"cannot reach the Kubernetes API at {host}: {network_reason(exc)}"

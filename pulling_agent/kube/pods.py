@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from pulling_agent.kube.client import KubeClient
-from pulling_agent.kube.errors import API, FORBIDDEN, UNREACHABLE, KubeError, network_reason
+from pulling_agent.kube.errors import API, KubeError
 
 
 @dataclass(frozen=True)
@@ -81,14 +81,8 @@ def signal_pod(
         code = response.returncode
         errors = response.read_stderr() or ""
         response.close()
-    except Exception as exc:
-        status = getattr(exc, "status_code", None)
-        if status is not None:  # the websocket handshake's HTTP status
-            message = f"exec into pod {pod} refused ({status})"
-            raise KubeError(FORBIDDEN if status == 403 else API, message) from None
-        if hasattr(exc, "status"):
-            raise client.error(exc) from None
-        raise KubeError(UNREACHABLE, f"exec into pod {pod} failed: {network_reason(exc)}") from None
+    except Exception as exc:  # refusals arrive as ApiException, see errors.translate
+        raise client.error(exc) from None
     if code != 0:
         detail = " ".join(errors.split())[:200]
         raise KubeError(API, f"kill -{signal} 1 in pod {pod} exited {code}: {detail}")

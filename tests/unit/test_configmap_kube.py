@@ -114,3 +114,18 @@ def test_control_data_from_an_object() -> None:
         "requested_at": "",
     }
     assert ControlData.from_object({"metadata": {}}).state is None
+
+
+def test_a_refused_exec_upgrade_is_read_like_any_api_refusal() -> None:
+    """The websocket client (exec) wraps the API's answer in a status-0 exception."""
+    body = json.dumps(
+        {
+            "kind": "Status",
+            "message": 'pods "p" is forbidden: User "u" cannot create resource "pods/exec"',
+            "code": 403,
+        }
+    )
+    reason = f"Handshake status 403 Forbidden -+-+- {{'audit-id': 'x'}} -+-+- {body}\n"
+    error = translate(ApiException(status=0, reason=reason), HOST)
+    assert (error.kind, error.status) == (FORBIDDEN, 403)
+    assert str(error) == 'pods "p" is forbidden: User "u" cannot create resource "pods/exec"'
