@@ -90,16 +90,18 @@ def measure(runs: int, agents: int, rng: random.Random, figures: Figures) -> Non
             procs = [ws.agent(f"cm-{i}", args, control=None) for i in range(agents)]
             for agent in procs:
                 agent.start(wait_state="running")
-            latencies = []
+            latencies, after_kubectl = [], []
             for _ in range(runs):
                 time.sleep(rng.uniform(0.2, 0.6))
                 start = time.perf_counter()
                 subprocess.run(guide_command(kubectl, "pause"), env=env, check=True)
+                applied = time.perf_counter()
                 ends = []
                 for agent in procs:
                     with watching(agent) as watcher:
                         ends.append(watcher.wait("paused"))
                 latencies.append(max(ends) - start)
+                after_kubectl.append(max(max(ends) - applied, 0.0))
                 subprocess.run(guide_command(kubectl, "running"), env=env, check=True)
                 for agent in procs:
                     with watching(agent) as watcher:
@@ -107,6 +109,7 @@ def measure(runs: int, agents: int, rng: random.Random, figures: Figures) -> Non
         finally:
             plane.stop()
     say(f"configmap: guide's command -> all {agents} agents paused: {describe_ms(latencies)}")
+    say(f"configmap: of which after kubectl apply returned: {describe_ms(after_kubectl)}")
     note = (
         f"the guide's kubectl create|apply to line 1 'paused' on all {agents} agents watching "
         f"through the API, idle, {runs} runs; baseline: the guide's 2-4 s claim"
