@@ -148,6 +148,8 @@ class ConfigMapChannel:
 
     def _failed(self, error: KubeError) -> None:
         """Warn once per kind of failure (an outage is one warning, not one per retry)."""
+        if self._stop.is_set():  # stop() closed the connection under a request
+            return
         if error.kind != self._problem:
             what = (
                 "Kubernetes API unreachable"

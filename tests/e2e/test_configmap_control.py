@@ -20,6 +20,7 @@ import signal
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -123,15 +124,21 @@ def test_guide_command_pauses_and_state_running_resumes(
     assert agent.stop() == 0
 
 
-def test_ctl_pause_reason_and_requester_reach_the_agents_status(
+def test_ctl_pause_reason_and_requester_reach_status_log_and_metrics(
     release: Release,
     cluster: Cluster,
     service_account_access: ServiceAccountAccessFactory,
     agent_factory: AgentFactory,
+    unused_tcp_port: int,
 ) -> None:
     agent_access = service_account_access(release.namespace, AGENT_ACCOUNT, create=False)
     control = service_account_access(release.namespace, CONTROL_ACCOUNT, create=False)
-    agent = start_agent(agent_factory, release.namespace, agent_access.kubeconfig)
+    agent = start_agent(
+        agent_factory,
+        release.namespace,
+        agent_access.kubeconfig,
+        extra=("--metrics-port", str(unused_tcp_port), "--metrics-address", "127.0.0.1"),
+    )
     ns = release.namespace
 
     code, out, err = ctl(
@@ -149,6 +156,12 @@ def test_ctl_pause_reason_and_requester_reach_the_agents_status(
     assert status["command_source"] == "configmap"
     pausing = [e for e in agent.logs() if e.get("message") == "Pausing agent"]
     assert pausing and pausing[-1].get("reason") == "database maintenance", agent.log_tail()
+    with urllib.request.urlopen(f"http://127.0.0.1:{unused_tcp_port}/metrics", timeout=30) as r:
+        metrics = r.read().decode()
+    assert (
+        'pulling_agent_control_info{reason="database maintenance",requested_by="alice",'
+        'source="configmap"} 1.0'
+    ) in metrics
 
     # ctl status (as the admin: the control account may not list pods).
     wait_until(
