@@ -48,15 +48,19 @@ class ServiceAccountAccess:
 def mint_service_account_access(
     cluster: Cluster,
     api: client.ApiClient,
+    directory: Path,
     namespace: str,
     name: str,
-    directory: Path,
     *,
     create: bool = True,
     expiration_seconds: int = 3600,
     audiences: Sequence[str] = (),
 ) -> ServiceAccountAccess:
-    """Create the ServiceAccount if asked and missing, request a token, write a kubeconfig."""
+    """Create the ServiceAccount if asked and missing, request a token, write a kubeconfig.
+
+    The kubeconfig goes into `directory`; the token lives `expiration_seconds` (the API
+    server may lengthen short ones) for `audiences` (default: the API server's own).
+    """
     core = client.CoreV1Api(api)
     if create:
         try:

@@ -59,10 +59,11 @@ Markers
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -98,24 +99,36 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_line(line)
 
 
-@pytest.fixture(scope="session")
-def cluster_choice() -> Choice:
-    """The provider for this session (cheap: nothing is started)."""
-    return choose()
+_CHOICE = pytest.StashKey[Choice]()
 
 
-@pytest.fixture(autouse=True)
-def _e2e_gate(request: pytest.FixtureRequest, cluster_choice: Choice) -> None:
-    """Skip (or fail) before any cluster starts when this test cannot run here."""
-    if cluster_choice.error:
-        pytest.fail(cluster_choice.error, pytrace=False)
-    if cluster_choice.skip:
-        pytest.skip(cluster_choice.skip)
-    if request.node.get_closest_marker("requires_pods"):
-        if cluster_choice.provider == "controlplane":
+def _choice(config: pytest.Config) -> Choice:
+    if _CHOICE not in config.stash:
+        config.stash[_CHOICE] = choose()
+    return config.stash[_CHOICE]
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip (or fail) before any fixture, so no cluster starts for a test that cannot run.
+
+    (A fixture would be too late: pytest sets up the session-scoped `cluster` first.)
+    """
+    choice = _choice(item.config)
+    if choice.error:
+        pytest.fail(choice.error, pytrace=False)
+    if choice.skip:
+        pytest.skip(choice.skip)
+    if item.get_closest_marker("requires_pods"):
+        if choice.provider == "controlplane":
             pytest.skip(NO_KUBELET)
-        if cluster_choice.provider == "existing" and os.environ.get(RUNS_PODS_ENV) == "0":
+        if choice.provider == "existing" and os.environ.get(RUNS_PODS_ENV) == "0":
             pytest.skip(f"needs running pods; {RUNS_PODS_ENV}=0 says the cluster has none")
+
+
+@pytest.fixture(scope="session")
+def cluster_choice(pytestconfig: pytest.Config) -> Choice:
+    """The provider for this session (cheap: nothing is started)."""
+    return _choice(pytestconfig)
 
 
 @pytest.fixture(scope="session")
@@ -125,8 +138,8 @@ def cluster(
     pytestconfig: pytest.Config,
 ) -> Iterator[Cluster]:
     """The started cluster (see the module docstring); stopped at the end of the session."""
-    made = cluster_choice.create(tmp_path_factory.mktemp(cluster_choice.provider or "cluster"))
     try:
+        made = cluster_choice.create(tmp_path_factory.mktemp(cluster_choice.provider or "cluster"))
         made.start()
     except ProviderError as exc:
         pytest.fail(f"{cluster_choice.provider} cluster did not start: {exc}", pytrace=False)
@@ -138,7 +151,7 @@ def cluster(
 
 
 @pytest.fixture(autouse=True)
-def _cluster_env(_e2e_gate: None, cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+def _cluster_env(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
     """During each e2e test: KUBECONFIG = the admin kubeconfig, ./bin first on PATH."""
     monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))
     monkeypatch.setenv("PATH", str(BIN_DIR), prepend=os.pathsep)
@@ -214,28 +227,12 @@ def namespace(make_namespace: MakeNamespace) -> str:
 def service_account_access(
     cluster: Cluster, api_client: client.ApiClient, tmp_path: Path
 ) -> ServiceAccountAccessFactory:
-    """Factory: a TokenRequest token and kubeconfig for a ServiceAccount (created if missing)."""
+    """Factory: a TokenRequest token and kubeconfig for a ServiceAccount (created if missing).
 
-    def mint(
-        namespace: str,
-        name: str,
-        *,
-        create: bool = True,
-        expiration_seconds: int = 3600,
-        audiences: Sequence[str] = (),
-    ) -> ServiceAccountAccess:
-        return mint_service_account_access(
-            cluster,
-            api_client,
-            namespace,
-            name,
-            tmp_path,
-            create=create,
-            expiration_seconds=expiration_seconds,
-            audiences=audiences,
-        )
-
-    return mint
+    service_account_access(namespace, name, *, create=True, expiration_seconds=3600,
+    audiences=()) -> ServiceAccountAccess
+    """
+    return functools.partial(mint_service_account_access, cluster, api_client, tmp_path)
 
 
 # -- pytest-helm-charts: point its fixtures at our cluster ---------------------------------

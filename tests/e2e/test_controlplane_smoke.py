@@ -78,6 +78,25 @@ def _restricted_pod(name: str) -> client.V1Pod:
     )
 
 
+def _create_deployment(apps: client.AppsV1Api, ns: str, app: str, *, replicas: int) -> None:
+    """A Deployment `app` of restricted-compliant pods labelled app=<app>."""
+    labels = {"app": app}
+    apps.create_namespaced_deployment(
+        ns,
+        client.V1Deployment(
+            metadata=client.V1ObjectMeta(name=app),
+            spec=client.V1DeploymentSpec(
+                replicas=replicas,
+                selector=client.V1LabelSelector(match_labels=labels),
+                template=client.V1PodTemplateSpec(
+                    metadata=client.V1ObjectMeta(labels=labels),
+                    spec=_restricted_pod("unused").spec,
+                ),
+            ),
+        ),
+    )
+
+
 def test_versions_are_the_pinned_ones(cluster: Cluster, api_client: client.ApiClient) -> None:
     """The binaries report the versions pinned in tools/versions.env (ldflags worked)."""
     if cluster.provider != "controlplane":
@@ -237,21 +256,7 @@ def test_controller_manager_turns_a_deployment_into_replicaset_and_pods(
     """
     ns = make_namespace("deploy")
     apps = client.AppsV1Api(api_client)
-    labels = {"app": "smoke"}
-    template = _restricted_pod("unused")
-    apps.create_namespaced_deployment(
-        ns,
-        client.V1Deployment(
-            metadata=client.V1ObjectMeta(name="smoke"),
-            spec=client.V1DeploymentSpec(
-                replicas=2,
-                selector=client.V1LabelSelector(match_labels=labels),
-                template=client.V1PodTemplateSpec(
-                    metadata=client.V1ObjectMeta(labels=labels), spec=template.spec
-                ),
-            ),
-        ),
-    )
+    _create_deployment(apps, ns, "smoke", replicas=2)
     replica_sets = wait_until(
         lambda: apps.list_namespaced_replica_set(ns, label_selector="app=smoke").items,
         timeout=180,
@@ -332,6 +337,39 @@ def test_configmap_watch_sees_modified_events(api_client: client.ApiClient, name
     assert next_event() == ("MODIFIED", {"state": "run"})
 
 
+@pytest.mark.requires_pods
+def test_agent_image_runs_as_a_pod(
+    cluster: Cluster, api_client: client.ApiClient, namespace: str
+) -> None:
+    """Where pods run (kind, existing), the agent image starts and its output is readable."""
+    if cluster.agent_image is None:
+        pytest.skip("no agent image for this cluster (set PULLING_AGENT_IMAGE)")
+    core = client.CoreV1Api(api_client)
+    core.create_namespaced_pod(
+        namespace,
+        client.V1Pod(
+            metadata=client.V1ObjectMeta(name="hello"),
+            spec=client.V1PodSpec(
+                restart_policy="Never",
+                containers=[
+                    client.V1Container(
+                        name="main",
+                        image=cluster.agent_image,
+                        image_pull_policy="IfNotPresent",
+                        command=["python", "-c", "print('hello from the agent image')"],
+                    )
+                ],
+            ),
+        ),
+    )
+    wait_until(
+        lambda: core.read_namespaced_pod("hello", namespace).status.phase == "Succeeded",
+        timeout=300,
+        what="the pod to run to completion",
+    )
+    assert "hello from the agent image" in core.read_namespaced_pod_log("hello", namespace)
+
+
 def test_pytest_helm_charts_kube_cluster_uses_this_cluster(
     kube_cluster: Any, cluster: Cluster
 ) -> None:
@@ -367,20 +405,7 @@ def test_client_reconnects_after_apiserver_restart(
 
         # kube-controller-manager reconnected too: it still makes ReplicaSets.
         apps = client.AppsV1Api(api)
-        template = _restricted_pod("unused")
-        apps.create_namespaced_deployment(
-            ns,
-            client.V1Deployment(
-                metadata=client.V1ObjectMeta(name="after-restart"),
-                spec=client.V1DeploymentSpec(
-                    replicas=1,
-                    selector=client.V1LabelSelector(match_labels={"app": "after"}),
-                    template=client.V1PodTemplateSpec(
-                        metadata=client.V1ObjectMeta(labels={"app": "after"}), spec=template.spec
-                    ),
-                ),
-            ),
-        )
+        _create_deployment(apps, ns, "after", replicas=1)
         wait_until(
             lambda: apps.list_namespaced_replica_set(ns, label_selector="app=after").items,
             timeout=300,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .base import BIN_DIR, Cluster, ProviderError, find_tool, wait_until
 from .controlplane import ControlPlane, missing_binaries
-from .existing import ExistingCluster
+from .existing import ExistingCluster, kubeconfig_path
 from .kind import KindCluster, docker_engine_problem
 
 __all__ = [
@@ -77,6 +77,12 @@ def choose() -> Choice:
             )
         return Choice("controlplane", f"{ENV_VAR}=controlplane")
     if requested == "existing":
+        if kubeconfig_path() is None:
+            return Choice(
+                None,
+                "",
+                error=f"{ENV_VAR}=existing but neither $KUBECONFIG nor ~/.kube/config exists",
+            )
         return Choice("existing", f"{ENV_VAR}=existing")
     kind_problem = _kind_problem()
     if kind_problem is None:
