@@ -10,33 +10,22 @@ from __future__ import annotations
 import getpass
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from pulling_agent import __version__
+from pulling_agent.cli_options import option
 from pulling_agent.commands import Action
+from pulling_agent.ctl import ctl
 from pulling_agent.local_control import LocalControlError, control_local_agent, local_status
 from pulling_agent.logs import setup_logging
 from pulling_agent.plugins import PluginError, load_source
 from pulling_agent.runtime import AgentConfig, redact_url, run_agent
 from pulling_agent.sources.base import DocumentStatus, SourceError
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 DEFAULT_SOURCE = "sqlite:///pulling-agent.db"
-ENV_PREFIX = "PULLING_AGENT"
-
-
-def option(*decls: str, **kwargs: Any) -> Callable[[F], F]:
-    """A click option whose environment variable is PULLING_AGENT_<NAME>."""
-    long = next(d for d in decls if d.startswith("--"))
-    name = long[2:].split("/")[0].replace("-", "_").upper()
-    kwargs.setdefault("envvar", f"{ENV_PREFIX}_{name}")
-    kwargs.setdefault("show_envvar", True)
-    return click.option(*decls, **kwargs)
 
 
 source_option = option(
@@ -341,7 +330,5 @@ def status(health_dir: Path, output: str, stale_after: float) -> None:
     if data["state"] == "UNHEALTHY":
         sys.exit(1)
 
-
-from pulling_agent.ctl import ctl  # noqa: E402  (ctl uses `option` above)
 
 main.add_command(ctl)

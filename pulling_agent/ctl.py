@@ -18,34 +18,23 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from pulling_agent.cli_options import option
 from pulling_agent.commands import Action
 
 if TYPE_CHECKING:
     from pulling_agent.kube import KubeClient
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_CONFIGMAP = "agent-control"
 DEFAULT_SELECTOR = "app=pulling-agent"
 #: What pause and resume write to `data.state` (the operator guide's words).
 STATE_WORD = {Action.PAUSE: "pause", Action.RESUME: "resume"}
 SIGNAL = {Action.PAUSE: "USR1", Action.RESUME: "USR2"}
-
-
-def option(*decls: str, **kwargs: Any) -> Callable[[F], F]:
-    """A click option read also from PULLING_AGENT_<NAME>, like `cli.option`
-    (which this module cannot import: `cli` imports this module to register `ctl`)."""
-    name = next(d for d in decls if d.startswith("--"))[2:].replace("-", "_").upper()
-    kwargs.setdefault("envvar", f"PULLING_AGENT_{name}")
-    kwargs.setdefault("show_envvar", True)
-    return click.option(*decls, **kwargs)
 
 
 def default_requester() -> str:

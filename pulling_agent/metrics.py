@@ -51,9 +51,9 @@ class Metrics(Listener):
             registry=r,
         )
         self.control_errors = Counter(
-            "pulling_agent_control_file_errors",
-            "Control file content or reads that were ignored, by kind",
-            ["kind"],
+            "pulling_agent_control_errors",
+            "Control input ignored (invalid content, unreadable file, API errors)",
+            ["channel", "kind"],
             registry=r,
         )
         self.backlog = Gauge(
@@ -123,5 +123,5 @@ class Metrics(Listener):
     def backlog_observed(self, backlog: int) -> None:
         self.backlog.set(backlog)
 
-    def control_file_error(self, kind: str) -> None:
-        self.control_errors.labels(kind).inc()
+    def control_error(self, channel: str, kind: str) -> None:
+        self.control_errors.labels(channel, kind).inc()

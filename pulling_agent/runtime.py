@@ -88,7 +88,10 @@ def make_owner() -> str:
 
 
 def build_configmap_channel(
-    config: AgentConfig, queue: CommandQueue, observed: ObservedDesiredState
+    config: AgentConfig,
+    queue: CommandQueue,
+    observed: ObservedDesiredState,
+    on_error: Callable[[str], None],
 ) -> Channel:
     from pulling_agent.channels.configmap_watch import ConfigMapChannel
 
@@ -98,6 +101,7 @@ def build_configmap_channel(
         kubeconfig=config.kubeconfig,
         queue=queue,
         observed=observed,
+        on_error=on_error,
     )
 
 
@@ -157,11 +161,15 @@ def run_agent(
             observed,
             poll_interval=config.poll_interval,
             use_inotify=config.use_inotify,
-            on_error=metrics.control_file_error,
+            on_error=lambda kind: metrics.control_error("file", kind),
         )
     ]
     if config.configmap:
-        channels.append(build_configmap_channel(config, queue, observed))
+        channels.append(
+            build_configmap_channel(
+                config, queue, observed, lambda kind: metrics.control_error("configmap", kind)
+            )
+        )
 
     # The desired state at start: a restarted pod honours a pause before any batch.
     initial: Command | None = None

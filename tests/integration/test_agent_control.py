@@ -173,6 +173,8 @@ def test_metrics_endpoint(
     )
     agent.start(wait_state="running")
     agent.wait_for(lambda: agent.stats()["done"] == 20, "all done")
+    agent.write_control("garbage")
+    agent.wait_for(lambda: any("Ignoring control file" in m for m in agent.messages()), "warning")
     agent.signal(signal.SIGUSR1)
     agent.wait_state("paused")
     body = (
@@ -187,6 +189,7 @@ def test_metrics_endpoint(
         'pulling_agent_control_commands_total{command="pause",result="applied",source="signal"} 1.0'
     ) in body
     assert "pulling_agent_batch_duration_seconds_bucket" in body
+    assert 'pulling_agent_control_errors_total{channel="file",kind="invalid"} 1.0' in body
     assert agent.stop() == 0
 
 
