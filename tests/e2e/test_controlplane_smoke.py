@@ -55,7 +55,8 @@ def _reachable(core: client.CoreV1Api) -> bool:
     return True
 
 
-def _restricted_pod(name: str) -> client.V1Pod:
+def _restricted_pod(name: str, image: str = PAUSE_IMAGE) -> client.V1Pod:
+    """A Pod that passes Pod Security `restricted` (non-root, no escalation, RuntimeDefault)."""
     return client.V1Pod(
         metadata=client.V1ObjectMeta(name=name),
         spec=client.V1PodSpec(
@@ -67,7 +68,7 @@ def _restricted_pod(name: str) -> client.V1Pod:
             containers=[
                 client.V1Container(
                     name="main",
-                    image=PAUSE_IMAGE,
+                    image=image,
                     security_context=client.V1SecurityContext(
                         allow_privilege_escalation=False,
                         capabilities=client.V1Capabilities(drop=["ALL"]),
@@ -344,24 +345,12 @@ def test_agent_image_runs_as_a_pod(
     """Where pods run (kind, existing), the agent image starts and its output is readable."""
     if cluster.agent_image is None:
         pytest.skip("no agent image for this cluster (set PULLING_AGENT_IMAGE)")
+    pod = _restricted_pod("hello", image=cluster.agent_image)
+    pod.spec.restart_policy = "Never"
+    pod.spec.containers[0].command = ["python", "-c", "print('hello from the agent image')"]
+    pod.spec.containers[0].image_pull_policy = "IfNotPresent"  # loaded by kind, not pulled
     core = client.CoreV1Api(api_client)
-    core.create_namespaced_pod(
-        namespace,
-        client.V1Pod(
-            metadata=client.V1ObjectMeta(name="hello"),
-            spec=client.V1PodSpec(
-                restart_policy="Never",
-                containers=[
-                    client.V1Container(
-                        name="main",
-                        image=cluster.agent_image,
-                        image_pull_policy="IfNotPresent",
-                        command=["python", "-c", "print('hello from the agent image')"],
-                    )
-                ],
-            ),
-        ),
-    )
+    core.create_namespaced_pod(namespace, pod)
     wait_until(
         lambda: core.read_namespaced_pod("hello", namespace).status.phase == "Succeeded",
         timeout=300,
