@@ -5,7 +5,7 @@
 #   tools/build-tools.sh                 # every tool
 #   tools/build-tools.sh helm ct         # a subset
 #
-# Tools: helm ct kind kubectl kube-apiserver kube-controller-manager etcd
+# Tools: helm ct helm-docs kind kubectl kube-apiserver kube-controller-manager etcd
 # Versions: tools/versions.env (the only place they are pinned).
 #
 # Built binaries are cached per version outside the clone, under
@@ -29,7 +29,7 @@ CACHE=${PULLING_AGENT_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pulling-agent
 BIN="$ROOT/bin"
 # 2 shared cores: at most two compile jobs at a time, one build at a time.
 GO_PARALLEL=${GO_PARALLEL:-2}
-ALL_TOOLS=(helm ct kind kubectl kube-apiserver kube-controller-manager etcd)
+ALL_TOOLS=(helm ct helm-docs kind kubectl kube-apiserver kube-controller-manager etcd)
 
 log() { printf '[build-tools %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '[build-tools] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -144,6 +144,12 @@ build_ct() {
         chmod u+w "$dir/etc/"*
     fi
     ln -sfn "$dir/etc" "$BIN/ct-config"
+}
+
+build_helm_docs() {
+    use_cached helm-docs "$HELM_DOCS_VERSION" && return
+    compile helm-docs "$HELM_DOCS_VERSION" "" \
+        "github.com/norwoodj/helm-docs/cmd/helm-docs@$HELM_DOCS_VERSION" "-s -w"
 }
 
 build_kind() {
@@ -282,6 +288,7 @@ main() {
         case "$t" in
             helm) build_helm ;;
             ct) build_ct ;;
+            helm-docs) build_helm_docs ;;
             kind) build_kind ;;
             etcd) build_etcd ;;
             kubectl | kube-apiserver | kube-controller-manager) build_kube "$t" ;;
