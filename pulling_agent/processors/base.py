@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
 
 from pulling_agent.sources.base import Document
 
@@ -21,10 +20,11 @@ class Processor(ABC):
     `interruptible = True` declares that the agent may stop between two
     documents of a batch (a pause then takes effect at the next document
     boundary and the untouched rest of the batch is released). Leave it False
-    when a batch must be handled as a whole.
+    when a batch must be handled as a whole. A class attribute usually; an
+    instance may set its own from its options.
     """
 
-    interruptible: ClassVar[bool] = False
+    interruptible: bool = False
 
     @abstractmethod
     def process(self, document: Document) -> str:

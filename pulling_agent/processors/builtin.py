@@ -14,7 +14,6 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from typing import ClassVar
 
 from pulling_agent.processors.base import ProcessingError, Processor
 from pulling_agent.sources.base import Document
@@ -68,7 +67,7 @@ def parse_count(name: str, value: str | int) -> int:
 class NoopProcessor(Processor):
     """Does nothing and returns an empty result."""
 
-    interruptible: ClassVar[bool] = True
+    interruptible = True
 
     def process(self, document: Document) -> str:
         return ""
@@ -77,22 +76,8 @@ class NoopProcessor(Processor):
 class SlowProcessor(Processor):
     """Sleeps `seconds` per document; see the module docstring.
 
-    `interruptible` is a class-level declaration in the `Processor` contract,
-    so `SlowProcessor(interruptible="false")` builds an instance of the
-    `UninterruptibleSlowProcessor` subclass.
+    `interruptible="false"` makes the agent handle each batch as a whole.
     """
-
-    interruptible: ClassVar[bool] = True
-
-    def __new__(
-        cls,
-        seconds: str | float = "0.5",
-        interruptible: str | bool = "true",
-        fail_every: str | int = "0",
-    ) -> SlowProcessor:
-        if cls is SlowProcessor and not parse_bool("interruptible", interruptible):
-            cls = UninterruptibleSlowProcessor
-        return super().__new__(cls)
 
     def __init__(
         self,
@@ -101,7 +86,7 @@ class SlowProcessor(Processor):
         fail_every: str | int = "0",
     ) -> None:
         self.seconds = parse_seconds("seconds", seconds)
-        parse_bool("interruptible", interruptible)
+        self.interruptible = parse_bool("interruptible", interruptible)
         self.fail_every = parse_count("fail_every", fail_every)
         self._counter = itertools.count(1)
         self._counter_lock = threading.Lock()
@@ -114,8 +99,3 @@ class SlowProcessor(Processor):
             raise ProcessingError(f"slow processor: failing document {document.id} on purpose")
         return f"slept {self.seconds:g}s"
 
-
-class UninterruptibleSlowProcessor(SlowProcessor):
-    """`SlowProcessor` whose batches the agent must handle as a whole."""
-
-    interruptible: ClassVar[bool] = False

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, ClassVar
+from typing import Any
 
 from pulling_agent.processors.base import ProcessingError, Processor
 from pulling_agent.sources.base import Document
@@ -67,7 +67,7 @@ def digest(payload: str) -> dict[str, Any]:
 class DigestProcessor(Processor):
     """sha256 plus word, line and character counts; see the module docstring."""
 
-    interruptible: ClassVar[bool] = True
+    interruptible = True
 
     def process(self, document: Document) -> str:
         return json.dumps(digest(document.payload), sort_keys=True, separators=(",", ":"))
