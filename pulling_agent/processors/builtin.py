@@ -98,4 +98,3 @@ class SlowProcessor(Processor):
         if self.fail_every and number % self.fail_every == 0:
             raise ProcessingError(f"slow processor: failing document {document.id} on purpose")
         return f"slept {self.seconds:g}s"
-
