@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,12 @@ class Unavailable(Exception):
 
 
 class Figures:
-    """Writes figure lines and remembers which names were written."""
+    """Writes figure lines and remembers which names were written.
+
+    A line: name, value, unit, baseline, ratio (value / baseline), and
+    optionally target (the design's number) and note (how it was measured);
+    load_1m is the machine's 1-minute load average when it was written.
+    """
 
     def __init__(self) -> None:
         self.written: set[str] = set()
@@ -78,6 +84,8 @@ class Figures:
             line["target"] = target
         if note:
             line["note"] = note
+        # How busy the (shared) machine was when the figure was taken.
+        line["load_1m"] = round(os.getloadavg()[0], 2)
         self._write(line)
 
     def skip(self, name: str, reason: str) -> None:
@@ -264,6 +272,45 @@ def watching(agent: AgentProcess) -> Iterator[StateWatcher]:
         yield watcher
     finally:
         watcher.close()
+
+
+def liveness_written_at(agent: AgentProcess) -> float | None:
+    """The write time on line 2 of the liveness file (epoch seconds, ms precision)."""
+    lines = agent.liveness_lines()
+    try:
+        return datetime.fromisoformat(lines[1]).timestamp()
+    except (IndexError, ValueError):
+        return None
+
+
+class LatencyLog:
+    """Latencies of one series, and how much of each the agent itself took.
+
+    `agent_part` is from the command to the write time the agent put on line
+    2 of the liveness file (wall clock, ms precision); the rest is the
+    bench's own observation. It tells, for a slow run, whether the agent or
+    the (shared) machine was slow.
+    """
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self.agent_parts: list[float | None] = []
+
+    def add(self, agent: AgentProcess, wall_start: float, perf_start: float, seen: float) -> None:
+        self.values.append(seen - perf_start)
+        written = liveness_written_at(agent)
+        self.agent_parts.append(None if written is None else written - wall_start)
+
+    def slow_runs(self, floor: float = 0.010, factor: float = 5.0) -> str:
+        """The runs slower than `factor` x the median (and `floor`), explained."""
+        limit = max(floor, factor * percentile(self.values, 50))
+        parts = [
+            f"{value * 1000:.1f} ms (the agent wrote its liveness file after "
+            + (f"{part * 1000:.0f} ms)" if part is not None else "? ms)")
+            for value, part in zip(self.values, self.agent_parts, strict=True)
+            if value > limit
+        ]
+        return "; ".join(parts)
 
 
 def liveness_int(agent: AgentProcess, key: str) -> int:

@@ -17,6 +17,7 @@ import time
 from harness import (
     DEFAULT_INTERVALS,
     Figures,
+    LatencyLog,
     Workspace,
     cpu_seconds,
     describe_ms,
@@ -30,8 +31,8 @@ from tests.agentproc import AgentProcess, cli, write_kubelet_style
 
 SIGNAL_RUNS = 50
 FILE_RUNS = 30
-FILE_POLLING_RUNS = 10
-MIDBATCH_RUNS = 12
+FILE_POLLING_RUNS = 12
+MIDBATCH_RUNS = 16
 MIDBATCH_DOC_SECONDS = 0.2
 MIDBATCH_BATCH = 10
 PAUSED_CPU_SECONDS = 30.0
@@ -51,41 +52,42 @@ def _gap(rng: random.Random) -> None:
     time.sleep(rng.uniform(0.05, 0.25))
 
 
-def signal_latencies(agent: AgentProcess, runs: int, rng: random.Random) -> list[float]:
+def signal_latencies(agent: AgentProcess, runs: int, rng: random.Random) -> LatencyLog:
     """SIGUSR1 → `paused`, then SIGUSR2 → `running`, `runs` times."""
-    results = []
+    log = LatencyLog()
     with watching(agent) as watcher:
         watcher.wait("running")
         for _ in range(runs):
             _gap(rng)
-            start = time.perf_counter()
+            wall, start = time.time(), time.perf_counter()
             os.kill(agent.pid, signal.SIGUSR1)
-            results.append(watcher.wait("paused") - start)
+            log.add(agent, wall, start, watcher.wait("paused"))
             os.kill(agent.pid, signal.SIGUSR2)
             watcher.wait("running")
-    return results
+    return log
 
 
-def file_latencies(
-    agent: AgentProcess, runs: int, rng: random.Random, gap: float, timeout: float = 30.0
-) -> list[float]:
+def file_latencies(agent: AgentProcess, gaps: list[float], timeout: float = 30.0) -> LatencyLog:
     """A kubelet-style `..data` swap to `pause` → `paused`; back to `resume`.
 
-    The resume is seen at one of the agent's poll ticks when inotify is off:
-    a random gap of up to `gap` seconds (the poll interval) spreads the next
-    swap uniformly over the poll cycle instead of always just after a tick.
+    The resume goes through the file too, and the bench waits until the
+    agent has seen it: a polling agent that never read the `resume` between
+    two `pause`s sees no change at all. With inotify off the resume is seen
+    at one of the agent's poll ticks, so the gaps before each `pause` (one
+    run per gap) should spread the swaps evenly over the poll cycle instead
+    of always just after a tick.
     """
-    results = []
+    log = LatencyLog()
     with watching(agent) as watcher:
         watcher.wait("running")
-        for _ in range(runs):
-            time.sleep(rng.uniform(0.0, gap))
-            start = time.perf_counter()
+        for gap in gaps:
+            time.sleep(gap)
+            wall, start = time.time(), time.perf_counter()
             write_kubelet_style(agent.control_dir, {"state": "pause\n"})
-            results.append(watcher.wait("paused", timeout) - start)
+            log.add(agent, wall, start, watcher.wait("paused", timeout))
             write_kubelet_style(agent.control_dir, {"state": "resume\n"})
             watcher.wait("running", timeout)
-    return results
+    return log
 
 
 def bench_signal(figures: Figures, ws: Workspace, rng: random.Random) -> AgentProcess:
@@ -93,8 +95,11 @@ def bench_signal(figures: Figures, ws: Workspace, rng: random.Random) -> AgentPr
     agent = ws.agent("idle", IDLE_AGENT_ARGS)
     agent.start("running")
     say(f"signal: {SIGNAL_RUNS} x SIGUSR1 -> paused on an idle agent (pid {agent.pid})")
-    values = signal_latencies(agent, SIGNAL_RUNS, rng)
+    log = signal_latencies(agent, SIGNAL_RUNS, rng)
+    values = log.values
     say(f"signal: {describe_ms(values)}")
+    if slow := log.slow_runs():
+        say(f"signal: slow runs: {slow}")
     note = (
         f"{SIGNAL_RUNS} runs, idle agent, SIGUSR1 to 'paused' on liveness line 1; "
         f"baseline = the operator guide's 'Immediate (< 1 second)'"
@@ -115,19 +120,27 @@ def bench_file(figures: Figures, ws: Workspace, rng: random.Random) -> None:
     agent = ws.agent("file-inotify", IDLE_AGENT_ARGS)
     agent.start("running")
     say(f"file: {FILE_RUNS} kubelet-style ..data swaps -> paused, inotify on (pid {agent.pid})")
-    values = file_latencies(agent, FILE_RUNS, rng, gap=0.25)
+    log = file_latencies(agent, [rng.uniform(0.05, 0.25) for _ in range(FILE_RUNS)])
     agent.stop()
+    values = log.values
     say(f"file (inotify): {describe_ms(values)}")
+    if slow := log.slow_runs():
+        say(f"file (inotify): slow runs: {slow}")
 
     polling = ws.agent("file-polling", (*IDLE_AGENT_ARGS, "--no-inotify"))
     polling.start("running")
     say(f"file: {FILE_POLLING_RUNS} swaps with --no-inotify (poll every 2 s, the guide's)")
-    baseline = file_latencies(polling, FILE_POLLING_RUNS, rng, gap=POLL_INTERVAL)
+    # Evenly spread over the poll cycle (in random order): with a tick every
+    # 2 s the latency is 2 s minus the gap, so these cover 0-2 s evenly.
+    gaps = [(i + 0.5) * POLL_INTERVAL / FILE_POLLING_RUNS for i in range(FILE_POLLING_RUNS)]
+    rng.shuffle(gaps)
+    baseline = file_latencies(polling, gaps).values
     polling.stop()
     say(f"file (polling only): {describe_ms(baseline)}")
     note = (
         f"{FILE_RUNS} runs with inotify (poll interval 2 s); baseline: the same agent with "
-        f"--no-inotify, {FILE_POLLING_RUNS} runs in this run"
+        f"--no-inotify, {FILE_POLLING_RUNS} runs in this run, swaps spread evenly over its poll "
+        "cycle"
     )
     emit_latency_percentiles(
         figures,
@@ -167,9 +180,7 @@ def bench_paused_cpu(figures: Figures, agent: AgentProcess) -> None:
     )
 
 
-def midbatch_latencies(
-    ws: Workspace, interruptible: bool, rng: random.Random
-) -> tuple[list[float], int]:
+def midbatch_latencies(ws: Workspace, interruptible: bool, rng: random.Random) -> list[float]:
     mode = "document" if interruptible else "batch"
     url = f"sqlite:///{ws.path(f'midbatch-{mode}-queue') / 'queue.db'}"
     # Enough documents for every run: a batch takes at most
@@ -194,29 +205,31 @@ def midbatch_latencies(
     batch_seconds = MIDBATCH_BATCH * MIDBATCH_DOC_SECONDS
     results = []
     with watching(agent) as watcher:
-        for _ in range(MIDBATCH_RUNS):
-            # A uniform point in the batch that started at the resume.
-            time.sleep(rng.uniform(0.05, batch_seconds - 0.05))
+        # Points spread evenly over the batch that starts at each resume, in
+        # random order (a document's remainder then covers 0-0.2 s evenly too).
+        offsets = [(i + 0.5) * batch_seconds / MIDBATCH_RUNS for i in range(MIDBATCH_RUNS)]
+        rng.shuffle(offsets)
+        for offset in offsets:
+            time.sleep(offset)
             start = time.perf_counter()
             os.kill(agent.pid, signal.SIGUSR1)
             results.append(watcher.wait("paused", timeout=batch_seconds * 10) - start)
             os.kill(agent.pid, signal.SIGUSR2)
             watcher.wait("running")
-    done = int(agent.liveness().get("documents", "0") or 0)
     agent.stop()
-    return results, done
+    return results
 
 
 def bench_midbatch(figures: Figures, ws: Workspace, rng: random.Random) -> None:
     batch_seconds = MIDBATCH_BATCH * MIDBATCH_DOC_SECONDS
     say(
-        f"midbatch: {MIDBATCH_RUNS} pauses at random points of {batch_seconds:g} s batches "
+        f"midbatch: {MIDBATCH_RUNS} pauses at evenly spread points of {batch_seconds:g} s batches "
         f"({MIDBATCH_BATCH} docs x {MIDBATCH_DOC_SECONDS:g} s), document-boundary mode"
     )
-    document, _ = midbatch_latencies(ws, True, rng)
+    document = midbatch_latencies(ws, True, rng)
     say(f"midbatch (document boundary): {describe_ms(document)}")
     say("midbatch: the same, batch-boundary mode (interruptible=false)")
-    batch, _ = midbatch_latencies(ws, False, rng)
+    batch = midbatch_latencies(ws, False, rng)
     say(f"midbatch (batch boundary): {describe_ms(batch)}")
     figures.emit(
         "pause_latency_midbatch_p50_ms",
@@ -224,7 +237,7 @@ def bench_midbatch(figures: Figures, ws: Workspace, rng: random.Random) -> None:
         "ms",
         percentile(batch, 50) * 1000,
         note=(
-            f"SIGUSR1 at a uniform random point of a batch of {MIDBATCH_BATCH} slow documents "
+            f"SIGUSR1 at points spread evenly over a batch of {MIDBATCH_BATCH} slow documents "
             f"x {MIDBATCH_DOC_SECONDS:g} s, {MIDBATCH_RUNS} runs each; value: document-boundary "
             "mode (interruptible=true), baseline: batch-boundary mode (interruptible=false)"
         ),

@@ -175,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     figures = Figures()
     started = time.monotonic()
     say(f"start: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {load_average()}")
+    if os.getloadavg()[0] > (os.cpu_count() or 1):
+        say("the machine is busy: wall-clock figures (throughput above all) will be noisy")
     failed = False
     with Workspace(keep=args.keep) as ws:
         ctx = Context(figures, ws, random.Random(args.seed))
