@@ -67,6 +67,7 @@ class Controller:
         self._meta = Command(Action.RESUME, source="start")
         self._error = ""
         self._last_publish = 0.0
+        self._unhindered = False  # RUNNING, desired RUNNING, no abort (see keep_going)
         self.exit_code = 0
 
     # ------------------------------------------------------------------ reads
@@ -113,7 +114,14 @@ class Controller:
                 self._cond.wait()
 
     def keep_going(self, interruptible: bool) -> bool:
-        """Between two documents of a batch: may the worker go on?"""
+        """Between two documents of a batch: may the worker go on?
+
+        Called once a document: the common answer (running, nothing pending)
+        comes from a flag read without the lock; the flag is only ever true
+        while that answer holds, and any change clears it under the lock.
+        """
+        if self._unhindered:
+            return True
         with self._cond:
             if self._abort:
                 return False
@@ -155,7 +163,7 @@ class Controller:
                     self._meta = initial
                 self._machine.transition(State.RUNNING)
                 log.info("Agent running")
-            self._cond.notify_all()
+            self._changed()
         self._publish()
 
     def run(self) -> int:
@@ -214,11 +222,20 @@ class Controller:
             "requested_by": command.requested_by,
         }
 
+    def _changed(self) -> None:
+        """After any change of state, desired state or abort. Caller holds _cond."""
+        self._unhindered = (
+            self._machine.state is State.RUNNING
+            and self._desired is Desired.RUNNING
+            and not self._abort
+        )
+        self._cond.notify_all()
+
     def _transition(self, target: State) -> None:
         """Caller holds _cond."""
         self._machine.transition(target)
         self._paused_since = utc_now() if target is State.PAUSED else None
-        self._cond.notify_all()
+        self._changed()
 
     # --------------------------------------------------------------- handlers
     def _refuse(self, command: Command, target: State) -> str:
@@ -243,6 +260,7 @@ class Controller:
                     self._transition(State.PAUSED)
                 else:
                     log.info("Pause pending: finishing the current batch")
+                    self._changed()
                 result = "applied"
         self._publish()
         return result
@@ -265,7 +283,7 @@ class Controller:
                     log.info(
                         "Resuming agent: pending pause cancelled", extra=self._log_fields(command)
                     )
-                    self._cond.notify_all()
+                    self._changed()
                 result = "applied"
         self._publish()
         return result
@@ -318,7 +336,7 @@ class Controller:
         """Release the batch in flight and stop without waiting for the worker."""
         with self._cond:
             self._abort = True
-            self._cond.notify_all()
+            self._changed()
         try:
             self._on_abort()
         except Exception:

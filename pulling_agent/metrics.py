@@ -80,6 +80,8 @@ class Metrics(Listener):
         )
         self.source_up.set(1)
         self._info_labels: tuple[str, str, str] | None = None
+        self._batch_children: dict[str, Counter] = {}
+        self._document_children: dict[str, Counter] = {}
 
     def serve(self, port: int, address: str = "0.0.0.0") -> None:  # noqa: S104 - a pod's port
         start_http_server(port, addr=address, registry=self.registry)
@@ -108,7 +110,8 @@ class Metrics(Listener):
     def batch(
         self, outcome: str, duration: float, done: int, failed: int, retried: int, released: int
     ) -> None:
-        self.batches.labels(outcome).inc()
+        """Once a batch, on the worker's hot path: labelled children are cached."""
+        self._batch_child(outcome).inc()
         self.batch_duration.observe(duration)
         for name, count in (
             ("done", done),
@@ -117,8 +120,20 @@ class Metrics(Listener):
             ("released", released),
         ):
             if count:
-                self.documents.labels(name).inc(count)
+                self._document_child(name).inc(count)
         self.last_batch.set(time.time())
+
+    def _batch_child(self, outcome: str) -> Counter:
+        child = self._batch_children.get(outcome)
+        if child is None:
+            child = self._batch_children[outcome] = self.batches.labels(outcome)
+        return child
+
+    def _document_child(self, outcome: str) -> Counter:
+        child = self._document_children.get(outcome)
+        if child is None:
+            child = self._document_children[outcome] = self.documents.labels(outcome)
+        return child
 
     def backlog_observed(self, backlog: int) -> None:
         self.backlog.set(backlog)

@@ -227,7 +227,23 @@ class Worker:
 
     # ---------------------------------------------------- retried source calls
     def _call(self, what: str, fn: Callable[[], T], keep_trying: Callable[[], bool]) -> T | None:
-        """`fn()`, retried on SourceError while `keep_trying()`; None if given up."""
+        """`fn()`, retried on SourceError while `keep_trying()`; None if given up.
+
+        The first call is made directly: the retry machinery costs tens of
+        microseconds a call, which shows at thousands of batches a second, and
+        is only needed once the source has failed.
+        """
+        try:
+            result = fn()
+        except SourceError as exc:
+            self._report_error(f"{what}: {exc}")
+            return self._retry(what, fn, keep_trying)
+        if self._reported_error:
+            self._source_ok()
+        return result
+
+    def _retry(self, what: str, fn: Callable[[], T], keep_trying: Callable[[], bool]) -> T | None:
+        """Tenacity's exponential back-off around `fn()` after it failed once."""
 
         def report(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
@@ -249,10 +265,12 @@ class Worker:
             self._report_error(f"{what}: {exc}")
             log.warning("Gave up %s while the source is unavailable: %s", what, exc)
             return None
-        if self._reported_error:
-            self._reported_error = ""
-            self._queue.put(Command(Action.SOURCE_OK, source="agent"))
+        self._source_ok()
         return result
+
+    def _source_ok(self) -> None:
+        self._reported_error = ""
+        self._queue.put(Command(Action.SOURCE_OK, source="agent"))
 
     def _report_error(self, text: str) -> None:
         if text != self._reported_error:
