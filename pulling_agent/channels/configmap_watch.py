@@ -35,7 +35,7 @@ from typing import Any
 from tenacity import Retrying, retry_if_exception_type, wait_exponential_jitter
 
 from pulling_agent.channels.control_file import parse_requested_at
-from pulling_agent.channels.observed import ObservedDesiredState
+from pulling_agent.channels.observed import ControlRequest, ObservedDesiredState
 from pulling_agent.commands import Command, CommandQueue
 from pulling_agent.control_words import ControlWordError, parse_control_text
 from pulling_agent.kube.client import KubeClient, connect
@@ -94,7 +94,12 @@ class RequestTracker:
             log.warning("Ignoring ConfigMap %s: %s", where, exc)
             self._on_error("invalid")
             return None
-        self._observed.observe(action)
+        request = ControlRequest.of(
+            action, data.state, data.reason, data.requested_by, data.requested_at
+        )
+        if not self._observed.observe(request):
+            log.debug("ConfigMap %s says %s, already observed", where, action.value)
+            return None
         extra = {"command_source": SOURCE, "reason": data.reason, "requested_by": data.requested_by}
         log.info("ConfigMap command detected: %s", action.value, extra=extra)
         return Command(

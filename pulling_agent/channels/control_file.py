@@ -24,13 +24,14 @@ from pathlib import Path
 
 from inotify_simple import INotify, flags
 
-from pulling_agent.channels.observed import ObservedDesiredState
+from pulling_agent.channels.observed import ControlRequest, ObservedDesiredState
 from pulling_agent.commands import Command, CommandQueue, utc_now
 from pulling_agent.control_words import MAX_CONTROL_BYTES, ControlWordError, parse_control_bytes
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "state"
+DATA_LINK = "..data"  # a ConfigMap volume's pointer to the current version
 META_KEYS = ("reason", "requested-by", "requested-at")
 WATCH_FLAGS = (
     flags.CREATE
@@ -94,7 +95,7 @@ class ControlFileChannel:
         self._thread: threading.Thread | None = None
         self._inotify: INotify | None = None
         self._watching = False
-        self._last_content: bytes | None = None
+        self._last_content: tuple[bytes, tuple[tuple[str, str], ...]] | None = None
         self._last_problem = ""
 
     # ----------------------------------------------------------------- reads
@@ -105,45 +106,80 @@ class ControlFileChannel:
             self._on_error(kind)
         self._last_problem = message
 
-    def read_command(self) -> Command | None:
-        """Read the file; a Command when its content changed to a valid word."""
+    def _version(self) -> str:
+        """The directory `..data` points to (a ConfigMap volume's current
+        version), or "" for a plain directory."""
         try:
-            data = read_limited(self.path, MAX_CONTROL_BYTES + 1)
-        except FileNotFoundError:
-            if not self.directory.is_dir():
-                self._problem(
-                    "missing_directory",
-                    f"Control directory {self.directory} does not exist; "
-                    "watching for it (no state change)",
-                )
-            elif self._last_content is not None:
-                log.info("Control file %s removed; state unchanged", self.path)
-            self._last_content = None
+            return str((self.directory / DATA_LINK).readlink())
+        except OSError:
+            return ""
+
+    def read_command(self) -> Command | None:
+        """Read the directory; a Command when it holds a new, valid request.
+
+        `state` and its sibling keys are read as one version: if the kubelet
+        swapped `..data` in the middle, they are read again.
+        """
+        for _ in range(3):
+            version = self._version()
+            try:
+                data = read_limited(self.path, MAX_CONTROL_BYTES + 1)
+                meta = read_metadata(self.directory)
+            except FileNotFoundError:
+                if self._version() != version:
+                    continue
+                self._missing()
+                return None
+            except OSError as exc:
+                self._problem("unreadable", f"Cannot read control file {self.path}: {exc.strerror}")
+                self._last_content = None
+                return None
+            if self._version() == version:
+                return self._consider(data, meta)
+        return None
+
+    def _missing(self) -> None:
+        if not self.directory.is_dir():
+            self._problem(
+                "missing_directory",
+                f"Control directory {self.directory} does not exist; "
+                "watching for it (no state change)",
+            )
+        elif self._last_content is not None:
+            log.info("Control file %s removed; state unchanged", self.path)
+        self._last_content = None
+
+    def _consider(self, data: bytes, meta: dict[str, str]) -> Command | None:
+        # The metadata keys count as content: a new reason with the same word
+        # is a new request, and the kubelet may add a new key's link just
+        # after the `..data` swap that changed `state`.
+        content = (data, tuple(sorted(meta.items())))
+        if content == self._last_content:
             return None
-        except OSError as exc:
-            self._problem("unreadable", f"Cannot read control file {self.path}: {exc.strerror}")
-            self._last_content = None
-            return None
-        if data == self._last_content:
-            return None
-        self._last_content = data
+        self._last_content = content
         try:
             action = parse_control_bytes(data)
         except ControlWordError as exc:
             self._problem("invalid", f"Ignoring control file {self.path}: {exc}")
             return None
         self._last_problem = ""
-        if not self._observed.observe(action):
+        request = ControlRequest.of(
+            action,
+            data.decode("utf-8"),  # valid UTF-8: parse_control_bytes checked
+            meta.get("reason", ""),
+            meta.get("requested-by", ""),
+            meta.get("requested-at", ""),
+        )
+        if not self._observed.observe(request):
             log.debug("Control file says %s, already observed", action.value)
             return None
-        meta = read_metadata(self.directory)
         log.info("Control file command detected: %s", action.value)
         return Command(
             action,
             source="file",
-            reason=meta.get("reason", ""),
-            requested_by=meta.get("requested-by", ""),
-            requested_at=parse_requested_at(meta.get("requested-at", "")),
+            reason=request.reason,
+            requested_by=request.requested_by,
+            requested_at=parse_requested_at(request.requested_at),
         )
 
     # ------------------------------------------------------------ the thread

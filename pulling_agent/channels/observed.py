@@ -1,32 +1,67 @@
-"""The last desired state observed from declarative channels.
+"""The last control request observed from the declarative channels.
 
-The control file and the ConfigMap watch see the same desired state, the
-watch sooner than the kubelet's copy in the mounted file. Both record what
-they observed here, so that the file's late copy of a change the watch
-already applied is not applied again (it would undo, say, an operator's
-SIGUSR2 sent in between). Signals do not record: they are one-off overrides.
+The control file and the ConfigMap watch see the same requests, the watch
+sooner than the kubelet's copy in the mounted file. Both record here what
+they observed — the action with its reason, requester and time — so that the
+file's late copy of a request the watch already applied is not applied again
+(it would undo, say, an operator's SIGUSR2 sent in between), while a new
+request with the same word (a second pause, with its own time) still is.
+Signals do not record: they are one-off overrides.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 from pulling_agent.commands import Action
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.split())
+
+
+@dataclass(frozen=True, slots=True)
+class ControlRequest:
+    """A desired state as a declarative channel states it (whitespace folded).
+
+    `word` is the state as written (`resume` and `running` ask the same, but a
+    change from one to the other is a new request).
+    """
+
+    action: Action
+    word: str
+    reason: str = ""
+    requested_by: str = ""
+    requested_at: str = ""
+
+    @classmethod
+    def of(
+        cls,
+        action: Action,
+        word: str,
+        reason: str = "",
+        requested_by: str = "",
+        requested_at: str = "",
+    ) -> ControlRequest:
+        return cls(
+            action, _fold(word).lower(), _fold(reason), _fold(requested_by), _fold(requested_at)
+        )
 
 
 class ObservedDesiredState:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._action: Action | None = None
+        self._request: ControlRequest | None = None
 
     @property
     def action(self) -> Action | None:
         with self._lock:
-            return self._action
+            return self._request.action if self._request else None
 
-    def observe(self, action: Action) -> bool:
-        """Record `action`; True when it differs from the last one observed."""
+    def observe(self, request: ControlRequest) -> bool:
+        """Record `request`; True when it differs from the last one observed."""
         with self._lock:
-            changed = action is not self._action
-            self._action = action
+            changed = request != self._request
+            self._request = request
             return changed

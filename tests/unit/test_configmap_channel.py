@@ -99,6 +99,7 @@ def test_the_files_late_copy_of_a_watched_change_is_not_applied_again(tmp_path: 
     file_channel = ControlFileChannel(tmp_path, CommandQueue(), observed)
     assert tracker.command(data("pause", at="2026-01-02T03:04:05Z"), WHERE) is not None
     # ...an operator's SIGUSR2 resumes the agent; then the kubelet's copy lands:
+    (tmp_path / "requested-at").write_text("2026-01-02T03:04:05Z\n")
     (tmp_path / "state").write_text("pause\n")
     assert file_channel.read_command() is None
     # A later, different word in the file is still obeyed.

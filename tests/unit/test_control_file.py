@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pulling_agent.channels.control_file import ControlFileChannel
-from pulling_agent.channels.observed import ObservedDesiredState
+from pulling_agent.channels.observed import ControlRequest, ObservedDesiredState
 from pulling_agent.commands import Action, Command, CommandQueue
 from tests.agentproc import write_kubelet_style
 
@@ -97,9 +97,31 @@ def test_unreadable_state_path_is_a_warning(tmp_path: Path) -> None:
 
 def test_the_file_does_not_reapply_what_the_watch_already_observed(tmp_path: Path) -> None:
     channel, _, _, observed = make(tmp_path)
-    assert observed.observe(Action.PAUSE)  # the ConfigMap watch saw it first
-    (tmp_path / "state").write_text("pause")  # the kubelet's late copy
+    # The ConfigMap watch saw it first...
+    assert observed.observe(
+        ControlRequest.of(Action.PAUSE, "pause", "backup", "ops", "2026-11-28T02:00Z")
+    )
+    # ...then the kubelet's late copy of the same request lands.
+    (tmp_path / "reason").write_text("backup\n")
+    (tmp_path / "requested-by").write_text("ops")
+    (tmp_path / "requested-at").write_text("2026-11-28T02:00Z")
+    (tmp_path / "state").write_text("pause")
     assert channel.read_command() is None
+    # A new request with the same word (its own time) is applied.
+    (tmp_path / "requested-at").write_text("2026-11-28T03:00Z")
+    command = channel.read_command()
+    assert command is not None and command.action is Action.PAUSE
+
+
+def test_a_metadata_key_that_appears_after_the_state_is_picked_up(tmp_path: Path) -> None:
+    # The kubelet creates a new key's link just after swapping `..data`.
+    channel, *_ = make(tmp_path)
+    (tmp_path / "state").write_text("pause")
+    first = channel.read_command()
+    assert first is not None and first.reason == ""
+    (tmp_path / "reason").write_text("window")
+    second = channel.read_command()
+    assert second is not None and (second.action, second.reason) == (Action.PAUSE, "window")
 
 
 @pytest.fixture
@@ -125,6 +147,8 @@ def test_inotify_sees_a_kubelet_style_symlink_swap(
     _, queue, control = running_channel
     write_kubelet_style(control, {"state": "pause", "reason": "window"})
     command = next_command(queue)
+    if command.reason == "":  # first write: the `reason` link came after `state`
+        command = next_command(queue)
     assert (command.action, command.reason) == (Action.PAUSE, "window")
     write_kubelet_style(control, {"state": "running", "reason": "window over"})
     command = next_command(queue)
