@@ -308,6 +308,7 @@ def status(health_dir: Path, output: str, stale_after: float) -> None:
             click.echo(f"Problem:      {data['problem']}")
         for label, key in (
             ("Desired", "desired_state"),
+            ("Declared", "declared_state"),
             ("Ready", "ready"),
             ("Paused since", "paused_since"),
             ("Reason", "reason"),

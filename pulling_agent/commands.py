@@ -32,6 +32,10 @@ class Action(StrEnum):
 OPERATOR_ACTIONS = frozenset({Action.PAUSE, Action.RESUME, Action.STOP, Action.STOP_NOW})
 
 
+#: Channels that state a desired state (rather than override it, like a signal).
+DECLARATIVE_SOURCES = frozenset({"file", "configmap"})
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from pulling_agent.commands import Action, Command, CommandQueue, utc_now
+from pulling_agent.commands import DECLARATIVE_SOURCES, Action, Command, CommandQueue, utc_now
 from pulling_agent.snapshot import Snapshot, Stats
 from pulling_agent.state import Desired, InvalidTransition, State, StateMachine
 
@@ -60,6 +60,7 @@ class Controller:
         # Everything below is guarded by _cond.
         self._machine = StateMachine()
         self._desired = Desired.RUNNING
+        self._declared = Desired.RUNNING
         self._busy = False
         self._abort = False
         self._stop_deadline: float | None = None
@@ -95,6 +96,7 @@ class Controller:
                 requested_at=meta.requested_at if meta.source != "start" else None,
                 command_source=meta.source if meta.source != "start" else "",
                 error=self._error,
+                declared=self._declared,
             )
 
     # ------------------------------------------------------ the worker's gate
@@ -151,6 +153,8 @@ class Controller:
     # ------------------------------------------------------------- main loop
     def start(self, initial: Command | None) -> None:
         """Leave STARTING: to PAUSED if the desired state at start is pause."""
+        if initial is not None:
+            self._declare(initial)
         with self._cond:
             if initial is not None and initial.action is Action.PAUSE:
                 self._desired = Desired.PAUSED
@@ -198,7 +202,15 @@ class Controller:
         if self._clock() - self._last_publish >= self._heartbeat_interval:
             self._publish()
 
+    def _declare(self, command: Command) -> None:
+        if command.source in DECLARATIVE_SOURCES:
+            declared = {Action.PAUSE: Desired.PAUSED, Action.RESUME: Desired.RUNNING}
+            if command.action in declared:
+                with self._cond:
+                    self._declared = declared[command.action]
+
     def _dispatch(self, command: Command) -> None:
+        self._declare(command)
         handler = getattr(self, f"_handle_{command.action.value}")
         result: str | None = handler(command)
         if result is not None:

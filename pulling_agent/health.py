@@ -45,6 +45,7 @@ def render_liveness(snapshot: Snapshot, now: datetime | None = None) -> str:
         f"documents={c.documents}",
         f"errors={c.errors}",
         f"desired_state={snapshot.desired.value}",
+        f"declared_state={snapshot.declared.value}",
         f"paused_since={_iso(snapshot.paused_since)}",
         f"reason={_one_line(snapshot.reason)}",
         f"requested_by={_one_line(snapshot.requested_by)}",

@@ -154,6 +154,7 @@ def local_status(health_dir: Path, stale_after: float) -> dict[str, Any]:
             key: record.fields.get(key, "")
             for key in (
                 "desired_state",
+                "declared_state",
                 "paused_since",
                 "reason",
                 "requested_by",

@@ -25,7 +25,8 @@ class Metrics(Listener):
         )
         self.desired = Gauge(
             "pulling_agent_desired_state",
-            "State the operators asked for (1 = current)",
+            "State the control ConfigMap or file asks for (1 = current); a signal "
+            "changes pulling_agent_state, not this",
             ["state"],
             registry=r,
         )
@@ -92,7 +93,7 @@ class Metrics(Listener):
         for state in State:
             self.state.labels(state.value).set(1 if state is snapshot.state else 0)
         for desired in Desired:
-            self.desired.labels(desired.value).set(1 if desired is snapshot.desired else 0)
+            self.desired.labels(desired.value).set(1 if desired is snapshot.declared else 0)
         self.paused_since.set(snapshot.paused_since.timestamp() if snapshot.paused_since else 0)
         self.source_up.set(0 if snapshot.error else 1)
         # Reason and requester are free text: keep only the current pair, cut short.

@@ -30,6 +30,9 @@ class Snapshot:
     requested_at: datetime | None = None
     command_source: str = ""
     error: str = ""
+    #: What the declarative channels (control file, ConfigMap) last asked for;
+    #: a signal changes `desired` but not this. Their mismatch is worth an alert.
+    declared: Desired = Desired.RUNNING
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

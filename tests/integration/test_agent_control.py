@@ -183,13 +183,23 @@ def test_metrics_endpoint(
         .decode()
     )
     assert 'pulling_agent_state{state="paused"} 1.0' in body
-    assert 'pulling_agent_desired_state{state="paused"} 1.0' in body
+    # A signal pauses the agent, but what the control file/ConfigMap asks for
+    # is still running: the mismatch the PrometheusRule alerts on.
+    assert 'pulling_agent_desired_state{state="running"} 1.0' in body
     assert 'pulling_agent_documents_total{outcome="done"} 20.0' in body
     assert (
         'pulling_agent_control_commands_total{command="pause",result="applied",source="signal"} 1.0'
     ) in body
     assert "pulling_agent_batch_duration_seconds_bucket" in body
     assert 'pulling_agent_control_errors_total{channel="file",kind="invalid"} 1.0' in body
+    agent.write_control("pause")
+    agent.wait_for(lambda: agent.liveness().get("declared_state") == "paused", "declared paused")
+    body = (
+        urllib.request.urlopen(f"http://127.0.0.1:{unused_tcp_port}/metrics", timeout=10)
+        .read()
+        .decode()
+    )
+    assert 'pulling_agent_desired_state{state="paused"} 1.0' in body
     assert agent.stop() == 0
 
 

@@ -255,3 +255,16 @@ def test_heartbeat_keeps_publishing_while_paused(harness: Harness) -> None:
     count = len(harness.recorder.snapshots)
     wait_until(lambda: len(harness.recorder.snapshots) >= count + 3, "three heartbeats")
     assert all(s.state is State.PAUSED for s in harness.recorder.snapshots[count:])
+
+
+def test_declared_state_follows_file_and_configmap_not_signals(harness: Harness) -> None:
+    harness.send(Action.PAUSE, source="signal")
+    harness.wait_state(State.PAUSED)
+    assert harness.controller.snapshot().declared is Desired.RUNNING  # the mismatch to alert on
+    harness.send(Action.PAUSE, source="configmap")
+    wait_until(lambda: harness.controller.snapshot().declared is Desired.PAUSED, "declared")
+    harness.send(Action.RESUME, source="signal")
+    harness.wait_state(State.RUNNING)
+    assert harness.controller.snapshot().declared is Desired.PAUSED
+    harness.send(Action.RESUME, source="file")
+    wait_until(lambda: harness.controller.snapshot().declared is Desired.RUNNING, "declared")

@@ -40,6 +40,7 @@ def test_liveness_format_line_by_line() -> None:
     assert lines[1] == "2026-11-28T12:00:00.000+00:00"
     assert lines[2:5] == ["batches=3", "documents=30", "errors=1"]
     assert "desired_state=paused" in lines
+    assert "declared_state=running" in lines
     assert "paused_since=2026-11-28T12:00:00.000+00:00" in lines
     assert "reason=db backup" in lines  # one line, whatever the operator typed
     assert "requested_by=ops" in lines
