@@ -31,13 +31,15 @@ from pulling_agent.control_words import MAX_CONTROL_BYTES, ControlWordError, par
 log = logging.getLogger(__name__)
 
 STATE_FILE = "state"
+SETTLE_MS = 5
 DATA_LINK = "..data"  # a ConfigMap volume's pointer to the current version
 META_KEYS = ("reason", "requested-by", "requested-at")
+# Not MODIFY: a shell's `echo pause > state` truncates first, and a read
+# between the truncation and the write would see an empty file.
 WATCH_FLAGS = (
     flags.CREATE
     | flags.MOVED_TO
     | flags.CLOSE_WRITE
-    | flags.MODIFY
     | flags.DELETE
     | flags.MOVED_FROM
     | flags.ATTRIB
@@ -222,7 +224,9 @@ class ControlFileChannel:
         readable, _, _ = select.select(watched, [], [], self._poll_interval)
         if self._inotify is None or self._inotify.fileno() not in readable:
             return
-        for event in self._inotify.read(timeout=0):
+        # Let a burst of events settle (a writer creating then writing a file,
+        # the kubelet swapping `..data` then adding links) before reading.
+        for event in self._inotify.read(timeout=0, read_delay=SETTLE_MS):
             if event.mask & (flags.IGNORED | flags.DELETE_SELF | flags.MOVE_SELF):
                 self._watching = False  # the directory went away; re-add later
 

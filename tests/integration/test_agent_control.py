@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -233,3 +234,14 @@ def test_bad_input_is_a_usage_error_naming_it(
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_shell_redirect_writes_are_read_whole(busy_agent: AgentProcess) -> None:
+    """`echo pause > state` truncates before it writes: never read in between."""
+    agent = busy_agent
+    agent.control_dir.mkdir(exist_ok=True)
+    for word, state in [("pause", "paused"), ("running", "running")] * 5:
+        subprocess.run(["sh", "-c", f"echo {word} > state"], cwd=agent.control_dir, check=True)
+        agent.wait_state(state)
+    assert not any("control state is empty" in m for m in agent.messages())
+    assert agent.stop() == 0
