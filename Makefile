@@ -34,11 +34,11 @@ run: install ## Run the agent on sqlite:///pulling-agent.db, seeded with demo do
 	$(BIN)/pulling-agent run --seed 1000 --log-format text
 
 .PHONY: tools
-tools: ## Build pinned helm, ct, kind, kubectl, kube-apiserver, kube-controller-manager, etcd into ./bin
+tools: ## Build pinned helm, ct, helm-docs, kind, kubectl, kube-apiserver, kube-controller-manager, etcd into ./bin
 	tools/build-tools.sh
 
 .PHONY: system-deps
-system-deps: ## Install the Debian packages the tests use (PostgreSQL), when root
+system-deps: ## Install the Debian packages the tests use (PostgreSQL, openssl), when root
 	tools/system-deps.sh
 
 .PHONY: lint
