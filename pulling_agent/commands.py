@@ -28,10 +28,6 @@ class Action(StrEnum):
     SOURCE_OK = "source_ok"
 
 
-#: Actions that operators send; the others are the agent's own reports.
-OPERATOR_ACTIONS = frozenset({Action.PAUSE, Action.RESUME, Action.STOP, Action.STOP_NOW})
-
-
 #: Channels that state a desired state (rather than override it, like a signal).
 DECLARATIVE_SOURCES = frozenset({"file", "configmap"})
 

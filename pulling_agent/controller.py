@@ -26,6 +26,8 @@ from pulling_agent.state import Desired, InvalidTransition, State, StateMachine
 
 log = logging.getLogger(__name__)
 
+_DECLARED = {Action.PAUSE: Desired.PAUSED, Action.RESUME: Desired.RUNNING}
+
 
 class Listener:
     """Told about every change (and every heartbeat). Default: ignore."""
@@ -159,15 +161,13 @@ class Controller:
             if initial is not None and initial.action is Action.PAUSE:
                 self._desired = Desired.PAUSED
                 self._meta = initial
-                self._machine.transition(State.PAUSED)
-                self._paused_since = utc_now()
+                self._transition(State.PAUSED)
                 log.info("Starting paused", extra=self._log_fields(initial))
             else:
                 if initial is not None:
                     self._meta = initial
-                self._machine.transition(State.RUNNING)
+                self._transition(State.RUNNING)
                 log.info("Agent running")
-            self._changed()
         self._publish()
 
     def run(self) -> int:
@@ -203,11 +203,11 @@ class Controller:
             self._publish()
 
     def _declare(self, command: Command) -> None:
-        if command.source in DECLARATIVE_SOURCES:
-            declared = {Action.PAUSE: Desired.PAUSED, Action.RESUME: Desired.RUNNING}
-            if command.action in declared:
-                with self._cond:
-                    self._declared = declared[command.action]
+        """Remember what the control file or ConfigMap asks for."""
+        declared = _DECLARED.get(command.action)
+        if declared is not None and command.source in DECLARATIVE_SOURCES:
+            with self._cond:
+                self._declared = declared
 
     def _dispatch(self, command: Command) -> None:
         self._declare(command)

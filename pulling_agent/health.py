@@ -54,7 +54,6 @@ def render_liveness(snapshot: Snapshot, now: datetime | None = None) -> str:
         f"error={_one_line(snapshot.error)}",
         f"pid={snapshot.pid}",
     ]
-    lines += [f"{key}={_one_line(value)}" for key, value in snapshot.extra.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -17,7 +17,7 @@ from pulling_agent.channels.control_file import ControlFileChannel
 from pulling_agent.channels.observed import ObservedDesiredState
 from pulling_agent.channels.signals import install_signal_handlers, restore_default_handlers
 from pulling_agent.commands import Command, CommandQueue
-from pulling_agent.controller import Controller, Listener
+from pulling_agent.controller import Controller
 from pulling_agent.health import HealthFiles
 from pulling_agent.metrics import Metrics
 from pulling_agent.plugins import load_processor, load_source
@@ -105,12 +105,7 @@ def build_configmap_channel(
     )
 
 
-def run_agent(
-    config: AgentConfig,
-    *,
-    extra_listeners: tuple[Listener, ...] = (),
-    on_started: Callable[[Controller], None] = lambda _c: None,
-) -> int:
+def run_agent(config: AgentConfig) -> int:
     """Run until stopped; returns the exit code (0 after a clean stop)."""
     source = open_source(config.source)
     processor = load_processor(config.processor, config.processor_options)
@@ -133,7 +128,7 @@ def run_agent(
     controller = Controller(
         queue,
         stats,
-        [health, metrics, *extra_listeners],
+        [health, metrics],
         heartbeat_interval=config.heartbeat_interval,
         stop_grace_seconds=config.stop_grace_seconds,
         on_abort=release_inflight,
@@ -191,7 +186,6 @@ def run_agent(
         channel.start()
     thread = threading.Thread(target=worker.run, name="worker", daemon=True)
     thread.start()
-    on_started(controller)
     try:
         exit_code = controller.run()
     finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from pulling_agent.state import Desired, State
@@ -33,7 +33,6 @@ class Snapshot:
     #: What the declarative channels (control file, ConfigMap) last asked for;
     #: a signal changes `desired` but not this. Their mismatch is worth an alert.
     declared: Desired = Desired.RUNNING
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def ready(self) -> bool:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 from enum import StrEnum
-
-log = logging.getLogger(__name__)
 
 
 class State(StrEnum):
@@ -24,18 +21,21 @@ class Desired(StrEnum):
     STOPPED = "stopped"
 
 
-#: (from, to) -> the verb that names the transition in log lines.
-TRANSITIONS: dict[tuple[State, State], str] = {
-    (State.STARTING, State.RUNNING): "start",
-    (State.STARTING, State.PAUSED): "pause",
-    (State.STARTING, State.STOPPING): "stop",
-    (State.RUNNING, State.PAUSED): "pause",
-    (State.RUNNING, State.STOPPING): "stop",
-    (State.PAUSED, State.RUNNING): "resume",
-    (State.PAUSED, State.STOPPING): "stop",
-    (State.STOPPING, State.STOPPED): "stop",
-}
+#: The allowed (from, to) transitions; nothing else is.
+TRANSITIONS: frozenset[tuple[State, State]] = frozenset(
+    {
+        (State.STARTING, State.RUNNING),
+        (State.STARTING, State.PAUSED),
+        (State.STARTING, State.STOPPING),
+        (State.RUNNING, State.PAUSED),
+        (State.RUNNING, State.STOPPING),
+        (State.PAUSED, State.RUNNING),
+        (State.PAUSED, State.STOPPING),
+        (State.STOPPING, State.STOPPED),
+    }
+)
 
+#: How refusals name the transition: "Cannot pause from PAUSED state".
 _VERB_FOR_TARGET = {
     State.RUNNING: "resume",
     State.PAUSED: "pause",
@@ -82,12 +82,3 @@ class StateMachine:
             raise InvalidTransition(self._state, target)
         previous, self._state = self._state, target
         return previous
-
-    def try_transition(self, target: State) -> bool:
-        """Like `transition`, but logs a refusal instead of raising."""
-        try:
-            self.transition(target)
-        except InvalidTransition as exc:
-            log.warning("%s", exc)
-            return False
-        return True

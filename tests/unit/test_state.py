@@ -66,10 +66,3 @@ def test_every_pair(current: State, target: State) -> None:
 def test_refusal_names_both_states(current: State, target: State, message: str) -> None:
     with pytest.raises(InvalidTransition, match=f"^{message}$"):
         machine_in(current).transition(target)
-
-
-def test_try_transition_logs_refusal(caplog: pytest.LogCaptureFixture) -> None:
-    machine = machine_in(State.PAUSED)
-    assert machine.try_transition(State.PAUSED) is False
-    assert "Cannot pause from PAUSED state" in caplog.text
-    assert machine.try_transition(State.RUNNING) is True
