@@ -23,6 +23,12 @@ WORDS: dict[str, Action] = {
 DOCUMENTED_WORDS = ("pause", "resume", "running")
 
 
+def one_line(text: str) -> str:
+    """Free text of a control request (reason, requester) as every channel,
+    the health files and the CLIs hold it: whitespace folded to single spaces."""
+    return " ".join(text.split())
+
+
 class ControlWordError(ValueError):
     """Content that is not a control word; the message names what is wrong."""
 

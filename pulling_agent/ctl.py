@@ -26,6 +26,7 @@ import click
 
 from pulling_agent.cli_options import option
 from pulling_agent.commands import Action
+from pulling_agent.control_words import one_line
 
 if TYPE_CHECKING:
     from pulling_agent.kube import KubeClient
@@ -156,7 +157,7 @@ def _control(action: Action, params: dict[str, Any]) -> None:
     word = STATE_WORD[action]
     data = {
         "state": word,
-        "reason": " ".join(params["reason"].split()),
+        "reason": one_line(params["reason"]),
         "requested-by": params["by"],
         "requested-at": utc_stamp(),
     }

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pulling_agent.control_words import one_line
 from pulling_agent.controller import Listener
 from pulling_agent.snapshot import Snapshot
 from pulling_agent.state import State
@@ -32,10 +33,6 @@ def _iso(value: datetime | None) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds") if value else ""
 
 
-def _one_line(value: str) -> str:
-    return " ".join(value.split())
-
-
 def render_liveness(snapshot: Snapshot, now: datetime | None = None) -> str:
     c = snapshot.counters
     lines = [
@@ -47,11 +44,11 @@ def render_liveness(snapshot: Snapshot, now: datetime | None = None) -> str:
         f"desired_state={snapshot.desired.value}",
         f"declared_state={snapshot.declared.value}",
         f"paused_since={_iso(snapshot.paused_since)}",
-        f"reason={_one_line(snapshot.reason)}",
-        f"requested_by={_one_line(snapshot.requested_by)}",
+        f"reason={one_line(snapshot.reason)}",
+        f"requested_by={one_line(snapshot.requested_by)}",
         f"requested_at={_iso(snapshot.requested_at)}",
         f"command_source={snapshot.command_source}",
-        f"error={_one_line(snapshot.error)}",
+        f"error={one_line(snapshot.error)}",
         f"pid={snapshot.pid}",
     ]
     return "\n".join(lines) + "\n"

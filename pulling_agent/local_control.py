@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pulling_agent.commands import Action
+from pulling_agent.control_words import one_line
 from pulling_agent.health import (
     READINESS,
     HealthFileError,
@@ -98,7 +99,7 @@ def control_local_agent(
     state = ""
     # Done when the state is reached and, if we wrote a reason, it shows (the
     # signal may land before the agent reads the files that carry the reason).
-    want_reason = " ".join(reason.split()) if not file_error else ""
+    want_reason = one_line(reason) if not file_error else ""
     while True:
         with contextlib.suppress(HealthFileError):
             record = read_liveness(health_dir)

@@ -26,7 +26,12 @@ from inotify_simple import INotify, flags
 
 from pulling_agent.channels.observed import ControlRequest, ObservedDesiredState
 from pulling_agent.commands import Command, CommandQueue, utc_now
-from pulling_agent.control_words import MAX_CONTROL_BYTES, ControlWordError, parse_control_bytes
+from pulling_agent.control_words import (
+    MAX_CONTROL_BYTES,
+    ControlWordError,
+    one_line,
+    parse_control_bytes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +67,7 @@ def read_metadata(directory: Path) -> dict[str, str]:
             raw = read_limited(directory / key, MAX_CONTROL_BYTES)
             text = raw.decode("utf-8", errors="replace").strip()
             if text and "\x00" not in text:
-                meta[key] = " ".join(text.split())
+                meta[key] = one_line(text)
     return meta
 
 

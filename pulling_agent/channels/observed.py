@@ -15,10 +15,7 @@ import threading
 from dataclasses import dataclass
 
 from pulling_agent.commands import Action
-
-
-def _fold(text: str) -> str:
-    return " ".join(text.split())
+from pulling_agent.control_words import one_line
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +42,11 @@ class ControlRequest:
         requested_at: str = "",
     ) -> ControlRequest:
         return cls(
-            action, _fold(word).lower(), _fold(reason), _fold(requested_by), _fold(requested_at)
+            action,
+            one_line(word).lower(),
+            one_line(reason),
+            one_line(requested_by),
+            one_line(requested_at),
         )
 
 

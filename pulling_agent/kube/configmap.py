@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from pulling_agent.control_words import one_line
 from pulling_agent.kube.client import KubeClient
 from pulling_agent.kube.errors import NOT_FOUND, KubeError
 
@@ -40,7 +41,7 @@ class ControlData:
         meta = obj.get("metadata") or {}
 
         def text(key: str) -> str:
-            return " ".join(str(data.get(key, "")).split())
+            return one_line(str(data.get(key, "")))
 
         state = data.get(STATE_KEY)
         return cls(
