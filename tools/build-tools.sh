@@ -5,7 +5,8 @@
 #   tools/build-tools.sh                 # every tool
 #   tools/build-tools.sh helm ct         # a subset
 #
-# Tools: helm ct helm-docs kind kubectl kube-apiserver kube-controller-manager etcd
+# Tools: helm ct helm-docs kind kubectl kube-apiserver kube-controller-manager
+#        kube-scheduler kube-proxy kubelet etcd
 # Versions: tools/versions.env (the only place they are pinned).
 #
 # Built binaries are cached per version outside the clone, under
@@ -29,7 +30,7 @@ CACHE=${PULLING_AGENT_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pulling-agent
 BIN="$ROOT/bin"
 # 2 shared cores: at most two compile jobs at a time, one build at a time.
 GO_PARALLEL=${GO_PARALLEL:-2}
-ALL_TOOLS=(helm ct helm-docs kind kubectl kube-apiserver kube-controller-manager etcd)
+ALL_TOOLS=(helm ct helm-docs kind kubectl kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet etcd)
 
 log() { printf '[build-tools %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '[build-tools] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -198,7 +199,10 @@ package tools
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
 GO
     (cd "$dir" && go mod tidy) || die "kubernetes $KUBERNETES_VERSION: 'go mod tidy' in the wrapper module $dir failed"
@@ -291,7 +295,7 @@ main() {
             helm-docs) build_helm_docs ;;
             kind) build_kind ;;
             etcd) build_etcd ;;
-            kubectl | kube-apiserver | kube-controller-manager) build_kube "$t" ;;
+            kubectl | kube-apiserver | kube-controller-manager | kube-scheduler | kube-proxy | kubelet) build_kube "$t" ;;
         esac
     done
     log "done in $((SECONDS - start))s: ${tools[*]} in $BIN"
