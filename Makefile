@@ -81,9 +81,15 @@ test-chart: install tools ## The chart with the real helm and ct
 test-e2e: install tools ## Through the Kubernetes API (PULLING_AGENT_CLUSTER=controlplane|kind|existing)
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	touch $@
+
 .PHONY: bench
-bench: install tools ## Print the performance figures, one JSON object a line
-	$(BIN)/python benchmarks/run.py
+bench: install $(BENCH_STAMP) tools ## Print the performance figures, one JSON object a line (BENCH_ARGS="--only drain")
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 .PHONY: image
 image: ## Build the agent image (needs a Docker engine)

@@ -31,6 +31,7 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:  # for `tests.agentproc` and `tests.postgres_server`
     sys.path.insert(1, str(ROOT))
 
+import drain  # noqa: E402
 import latency  # noqa: E402
 import throughput  # noqa: E402
 from harness import Figures, Unavailable, Workspace, load_average, one_line, say  # noqa: E402
@@ -51,6 +52,7 @@ class Group:
     name: str
     figures: tuple[str, ...]
     run: Callable[[Context], None]
+    tags: tuple[str, ...] = ()  # other names `--only` selects it by
 
 
 def run_signal_and_cpu(ctx: Context) -> None:
@@ -109,18 +111,15 @@ GROUPS = (
     ),
     Group(
         "throughput",
-        (
-            "throughput_docs_per_s",
-            "throughput_ratio_vs_bare",
-            "throughput_cpu_ratio_vs_bare",
-            "rss_mb",
-        ),
+        throughput.FIGURES,
         lambda ctx: throughput.bench_sqlite(ctx.figures, ctx.ws),
+        tags=("drain", "sqlite"),
     ),
     Group(
         "postgres",
-        tuple(f"throughput_pg_{n}_agents_docs_per_s" for n in throughput.PG_AGENTS),
-        lambda ctx: throughput.bench_postgres(ctx.figures, ctx.ws),
+        drain.figure_names(),
+        lambda ctx: drain.bench_postgres(ctx.figures, ctx.ws),
+        tags=("drain",),
     ),
     Group(
         "configmap",
@@ -137,12 +136,12 @@ def select(only: list[str]) -> list[Group]:
     return [
         group
         for group in GROUPS
-        if any(name == group.name or name in group.figures for name in only)
+        if any(name in (group.name, *group.tags) or name in group.figures for name in only)
     ]
 
 
 def unknown_names(only: list[str]) -> list[str]:
-    known = {g.name for g in GROUPS} | {f for g in GROUPS for f in g.figures}
+    known = {n for g in GROUPS for n in (g.name, *g.tags, *g.figures)}
     return [name for name in only if name not in known]
 
 
@@ -153,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="NAME",
-        help="a group (signal, file, midbatch, throughput, postgres, configmap) or a "
-        "figure name; repeatable",
+        help="a group (signal, file, midbatch, throughput, postgres, configmap; drain = "
+        "throughput and postgres) or a figure name; repeatable",
     )
     parser.add_argument("--list", action="store_true", help="list the groups and figures")
     parser.add_argument("--keep", action="store_true", help="keep the agents' directories")
@@ -162,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.list:
         for group in GROUPS:
-            print(f"{group.name}: {', '.join(group.figures)}")
+            tags = f" (also {', '.join(group.tags)})" if group.tags else ""
+            print(f"{group.name}{tags}: {', '.join(group.figures)}")
         return 0
     if unknown := unknown_names(args.only):
         parser.error(f"unknown --only {', '.join(unknown)}; see --list")

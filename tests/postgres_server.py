@@ -195,17 +195,23 @@ class PostgresServer:
 
     # -- life cycle ------------------------------------------------------------
 
-    def start(self, timeout: float = 60) -> None:
+    def start(self, timeout: float = 60, settings: dict[str, str] | None = None) -> None:
+        """Start the server; `settings` override the test defaults below
+        (`{"fsync": "on", "full_page_writes": "on"}` gives PostgreSQL's own)."""
+        chosen = {
+            # A test server: durability against an OS crash is not needed
+            # (stopping it, even with -m immediate, loses nothing committed).
+            "fsync": "off",
+            "full_page_writes": "off",
+            "max_connections": "200",
+            **(settings or {}),
+        }
         options = " ".join(
             [
                 f"-p {self.port}",
                 f"-k {self.socket_dir}",
                 f"-c listen_addresses={self.host}",
-                # A test server: durability against an OS crash is not needed
-                # (stopping it, even with -m immediate, loses nothing committed).
-                "-c fsync=off",
-                "-c full_page_writes=off",
-                "-c max_connections=200",
+                *(f"-c {name}={value}" for name, value in chosen.items()),
             ]
         )
         result = self.runner.run(
