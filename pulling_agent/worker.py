@@ -21,7 +21,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exp
 from pulling_agent.commands import Action, Command, CommandQueue
 from pulling_agent.processors.base import Processor
 from pulling_agent.snapshot import Counters, Stats
-from pulling_agent.sources.base import Document, Outcome, Source, SourceError
+from pulling_agent.sources.base import Document, Failure, Outcome, Settled, Source, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -126,85 +126,75 @@ class Worker:
         with self._inflight_lock:
             self._inflight = [doc.id for doc in docs]
         outcomes: list[Outcome] = []
-        failed = retried = handled = 0
+        failures: list[Failure] = []
+        handled = 0
         interruptible = self._processor.interruptible
         for doc in docs:
             if not self._gate.keep_going(interruptible):
                 break
             handled += 1
             try:
-                result = self._processor.process(doc)
+                outcomes.append(Outcome(doc.id, self._processor.process(doc)))
             except Exception as exc:
-                if self._fail(doc, exc):
-                    failed += 1
-                else:
-                    retried += 1
-                continue
-            outcomes.append(Outcome(doc.id, result))
-        acked = self._ack(outcomes)
-        released = self._release(docs[handled:])
+                failures.append(Failure(doc.id, f"{type(exc).__name__}: {exc}"[:MAX_ERROR_TEXT]))
+        settled = self._settle(docs, outcomes, failures, [doc.id for doc in docs[handled:]])
         with self._inflight_lock:
             self._inflight = []
-        self._stats.add(batches=1, documents=acked, errors=failed + retried)
+        failed, retried = len(settled.parked), len(settled.retried)
+        self._stats.add(batches=1, documents=settled.acked, errors=failed + retried)
         if self._observer is not None:
             outcome = "complete" if handled == len(docs) else "interrupted"
             self._observer.batch(
-                outcome, time.monotonic() - started, acked, failed, retried, released
+                outcome,
+                time.monotonic() - started,
+                settled.acked,
+                failed,
+                retried,
+                settled.released,
             )
         return True
 
-    def _fail(self, doc: Document, exc: Exception) -> bool:
-        error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_TEXT]
-        parked = self._call(
-            "fail",
-            lambda: self._source.fail(self.owner, doc.id, error, self._max_attempts),
+    def _settle(
+        self,
+        docs: Sequence[Document],
+        outcomes: Sequence[Outcome],
+        failures: Sequence[Failure],
+        untouched: Sequence[int],
+    ) -> Settled:
+        """Ack, record failures and release the rest, in one source call."""
+        settled = self._call(
+            "settle",
+            lambda: self._source.settle(
+                self.owner, outcomes, failures, untouched, self._max_attempts
+            ),
             lambda: self._gate.keep_going(False),
         )
-        with self._inflight_lock:
-            if doc.id in self._inflight:
-                self._inflight.remove(doc.id)
-        if parked:
-            log.warning("Document %s failed for good: %s", doc.id, error)
-        else:
-            log.info("Document %s failed (attempt %d): %s", doc.id, doc.attempts + 1, error)
-        return bool(parked)
-
-    def _ack(self, outcomes: Sequence[Outcome]) -> int:
-        if not outcomes:
-            return 0
-        acked = self._call(
-            "ack",
-            lambda: self._source.ack(self.owner, outcomes),
-            lambda: self._gate.keep_going(False),
-        )
-        if acked is None:
+        if settled is None:
             log.warning(
-                "%d processed documents were not acknowledged; they return to the "
-                "queue when their lease expires",
+                "The end of a batch was not recorded (%d processed, %d failed, %d untouched): "
+                "its documents return to the queue when their lease expires",
                 len(outcomes),
+                len(failures),
+                len(untouched),
             )
-            return 0
-        if acked < len(outcomes):
+            return Settled()
+        errors = {failure.document_id: failure.error for failure in failures}
+        attempts = {doc.id: doc.attempts for doc in docs}
+        for doc_id in settled.parked:
+            log.warning("Document %s failed for good: %s", doc_id, errors[doc_id])
+        for doc_id in settled.retried:
+            log.info(
+                "Document %s failed (attempt %d): %s", doc_id, attempts[doc_id] + 1, errors[doc_id]
+            )
+        if settled.acked < len(outcomes):
             log.warning(
                 "%d documents were not acknowledged: their lease expired and another "
                 "agent may hold them",
-                len(outcomes) - acked,
+                len(outcomes) - settled.acked,
             )
-        return acked
-
-    def _release(self, docs: Sequence[Document]) -> int:
-        if not docs:
-            return 0
-        ids = [doc.id for doc in docs]
-        released = self._call(
-            "release",
-            lambda: self._source.release(self.owner, ids),
-            lambda: self._gate.keep_going(False),
-        )
-        if released is None:
-            return 0
-        log.info("Released %d untouched documents of the batch", released)
-        return released
+        if settled.released:
+            log.info("Released %d untouched documents of the batch", settled.released)
+        return settled
 
     def _update_backlog(self) -> None:
         now = time.monotonic()

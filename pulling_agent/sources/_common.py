@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeVar
 
-from pulling_agent.sources.base import DocumentStatus, SourceError
+from pulling_agent.sources.base import (
+    BatchEnd,
+    DocumentStatus,
+    Failure,
+    Outcome,
+    Settled,
+    Source,
+    SourceError,
+)
 
 T = TypeVar("T")
 
@@ -32,11 +41,6 @@ def check_claim_args(limit: int, lease_seconds: float) -> None:
         raise ValueError(f"lease_seconds must be > 0, got {lease_seconds}")
 
 
-def check_max_attempts(max_attempts: int) -> None:
-    if max_attempts < 1:
-        raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
-
-
 def clip_error(error: str) -> str:
     if len(error) <= MAX_ERROR_CHARS:
         return error
@@ -52,3 +56,26 @@ def full_counts(rows: Iterable[tuple[str, int]]) -> dict[DocumentStatus, int]:
         except ValueError as exc:
             raise SourceError(f"unknown document status {status!r} in the queue") from exc
     return counts
+
+
+class SettlingSource(Source):
+    """A source whose one call at the end of a batch does the work.
+
+    `ack`, `fail` and `release` are `settle` with one part; a subclass
+    implements `_settle`, which gets the batch's end with one entry per
+    document (at least one) and a checked `max_attempts`.
+    """
+
+    def ack(self, owner: str, outcomes: Sequence[Outcome]) -> int:
+        return self.settle(owner, outcomes, (), (), 1).acked
+
+    def fail(self, owner: str, document_id: int, error: str, max_attempts: int) -> bool:
+        settled = self.settle(owner, (), (Failure(document_id, error),), (), max_attempts)
+        return bool(settled.parked)
+
+    def release(self, owner: str, document_ids: Sequence[int]) -> int:
+        return self.settle(owner, (), (), document_ids, 1).released
+
+    @abstractmethod
+    def _settle(self, owner: str, end: BatchEnd, max_attempts: int) -> Settled:
+        """The whole end of a batch at once (see `Source._settle`)."""

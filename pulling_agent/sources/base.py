@@ -11,6 +11,15 @@ owner's late call is still the only one and the built-in sources accept it.)
 Every implementation must be safe to call from several threads of one
 process (the agent's worker thread acks while its main thread may release on
 an immediate stop).
+
+The agent ends each batch with one `settle` call: the acks with their
+results, the failed attempts and the release of the untouched rest, all at
+once. The default implementation calls `ack`, `fail` and `release`; the
+built-in sources override it to do it in one statement (PostgreSQL) or one
+transaction (SQLite). Failed attempts are therefore recorded when the batch
+ends, not when each document fails: an agent killed in the middle of a batch
+loses the record of that batch's failed attempts (the documents themselves
+come back when their lease expires, as the rest of the batch does).
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class DocumentStatus(StrEnum):
@@ -45,6 +55,24 @@ class Outcome:
 
     document_id: int
     result: str
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A failed attempt at one document, with its error text."""
+
+    document_id: int
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What `Source.settle` did with the end of a batch."""
+
+    acked: int = 0
+    parked: tuple[int, ...] = ()  # failed for good: attempts reached max_attempts
+    retried: tuple[int, ...] = ()  # back in the queue for another attempt
+    released: int = 0
 
 
 class SourceError(Exception):
@@ -75,6 +103,41 @@ class Source(ABC):
     def release(self, owner: str, document_ids: Sequence[int]) -> int:
         """Return untouched documents to the queue without counting an attempt."""
 
+    def settle(
+        self,
+        owner: str,
+        outcomes: Sequence[Outcome],
+        failures: Sequence[Failure],
+        release: Sequence[int],
+        max_attempts: int,
+    ) -> Settled:
+        """End a batch: `ack(outcomes)`, `fail` each of `failures`, `release`.
+
+        The same ownership rules as those three calls: documents no longer
+        `owner`'s are left alone (the default `_settle` counts such a failure
+        as retried, since `fail` cannot tell; the built-in sources count it in
+        neither). The ids should not overlap; where they do, an outcome wins
+        over a failure and a failure over a release. Safe to call again after
+        a `SourceError`: what the first call did is not done twice. A source
+        that can do it all at once overrides `_settle`.
+        """
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        end = disjoint(outcomes, failures, release)
+        return self._settle(owner, end, max_attempts) if any(end) else Settled()
+
+    def _settle(self, owner: str, end: BatchEnd, max_attempts: int) -> Settled:
+        """`settle` with one entry per document (at least one) and a checked
+        `max_attempts`: here through `ack`, `fail` and `release`."""
+        acked = self.ack(owner, end.outcomes) if end.outcomes else 0
+        parked: list[int] = []
+        retried: list[int] = []
+        for failure in end.failures:
+            parks = self.fail(owner, failure.document_id, failure.error, max_attempts)
+            (parked if parks else retried).append(failure.document_id)
+        released = self.release(owner, end.release) if end.release else 0
+        return Settled(acked, tuple(parked), tuple(retried), released)
+
     @abstractmethod
     def backlog(self) -> int:
         """Documents waiting to be processed (pending, or leased but expired)."""
@@ -93,3 +156,22 @@ class Source(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. Safe to call more than once."""
+
+
+class BatchEnd(NamedTuple):
+    """The end of a batch with one entry per document (see `disjoint`)."""
+
+    outcomes: list[Outcome]
+    failures: list[Failure]
+    release: list[int]
+
+
+def disjoint(
+    outcomes: Sequence[Outcome], failures: Sequence[Failure], release: Sequence[int]
+) -> BatchEnd:
+    """One entry per document: the last outcome, else the last failure, else
+    a release (see `Source.settle`)."""
+    results = {outcome.document_id: outcome for outcome in outcomes}
+    failed = {f.document_id: f for f in failures if f.document_id not in results}
+    rest = sorted({i for i in release if i not in results and i not in failed})
+    return BatchEnd(list(results.values()), list(failed.values()), rest)

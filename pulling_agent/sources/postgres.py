@@ -18,11 +18,17 @@ Design notes:
   cost proportional to the batch and the documents in flight, not to the
   documents already done.
 - Leases use the database's clock (`now()`), one clock for every node.
-- An ack is one statement too: the documents still `in_progress` and owned
-  by the caller become `done` and their results are inserted, atomically.
-  The ownership rule is the SQLite source's (see its docstring): an expired
-  lease makes a document claimable; once another agent claims it, the old
-  owner's ack, fail or release is refused. Results are keyed by document id.
+- Every call is one autocommit statement, atomic by itself: no BEGIN and
+  COMMIT round trips (they were two thirds of the statements a batch sent).
+  The end of a batch (`settle`) is one statement whatever the batch size:
+  the documents still `in_progress` and owned by the caller become `done`
+  and their results are inserted, the failed attempts are counted (parked
+  as `failed` at the limit) and the untouched rest is released, each a
+  data-modifying CTE over arrays. `ack`, `fail` and `release` are that
+  statement with one part. The ownership rule is the SQLite source's (see
+  its docstring): an expired lease makes a document claimable; once another
+  agent claims it, the old owner's ack, fail or release is refused. Results
+  are keyed by document id.
 - Outages: every database error becomes a `SourceError` naming the server
   (never the password); the caller backs off and retries. After a connection
   error the next call probes the server and, once it answers, replaces the
@@ -34,8 +40,9 @@ Design notes:
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -45,12 +52,18 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from pulling_agent.sources._common import (
+    SettlingSource,
     check_claim_args,
-    check_max_attempts,
     clip_error,
     full_counts,
 )
-from pulling_agent.sources.base import Document, DocumentStatus, Outcome, Source, SourceError
+from pulling_agent.sources.base import (
+    BatchEnd,
+    Document,
+    DocumentStatus,
+    Settled,
+    SourceError,
+)
 
 SCHEMA_VERSION = 1
 
@@ -113,37 +126,65 @@ WHERE d.id = picked.id
 RETURNING d.id, d.payload, d.attempts
 """
 
-_ACK = """
-WITH outcome AS (
-    SELECT * FROM unnest(%(ids)s::bigint[], %(results)s::text[]) AS o (id, result)
-), acked AS (
-    UPDATE pulling_agent.documents AS d
-    SET status = 'done', lease_expires_at = NULL, updated_at = now()
-    FROM outcome
-    WHERE d.id = outcome.id AND d.owner = %(owner)s AND d.status = 'in_progress'
-    RETURNING d.id, outcome.result
-)
-INSERT INTO pulling_agent.results (document_id, result, owner)
-SELECT id, result, %(owner)s FROM acked
-"""
+# The end of a batch, one statement whatever its size: the acks with their
+# results, the failed attempts and the release of the untouched rest, each a
+# data-modifying CTE over arrays (the ids never overlap: `disjoint`). Only
+# the parts a call needs are sent (see `_settle_sql`).
+_SETTLE_PARTS = {
+    "acked": """
+    acked AS (
+        UPDATE pulling_agent.documents AS d
+        SET status = 'done', lease_expires_at = NULL, updated_at = now()
+        FROM unnest(%(ids)s::bigint[], %(results)s::text[]) AS o (id, result)
+        WHERE d.id = o.id AND d.owner = %(owner)s AND d.status = 'in_progress'
+        RETURNING d.id, o.result
+    ), stored AS (
+        INSERT INTO pulling_agent.results (document_id, result, owner)
+        SELECT id, result, %(owner)s FROM acked
+        RETURNING document_id
+    )""",
+    "failed": """
+    failed AS (
+        UPDATE pulling_agent.documents AS d
+        SET attempts = d.attempts + 1,
+            last_error = f.error,
+            status = CASE WHEN d.attempts + 1 >= %(max_attempts)s
+                          THEN 'failed' ELSE 'pending' END,
+            owner = CASE WHEN d.attempts + 1 >= %(max_attempts)s THEN d.owner END,
+            lease_expires_at = NULL,
+            updated_at = now()
+        FROM unnest(%(failed_ids)s::bigint[], %(errors)s::text[]) AS f (id, error)
+        WHERE d.id = f.id AND d.owner = %(owner)s AND d.status = 'in_progress'
+        RETURNING d.id, d.status
+    )""",
+    "released": """
+    released AS (
+        UPDATE pulling_agent.documents
+        SET status = 'pending', owner = NULL, lease_expires_at = NULL, updated_at = now()
+        WHERE id = ANY(%(released_ids)s::bigint[]) AND owner = %(owner)s
+          AND status = 'in_progress'
+        RETURNING id
+    )""",
+}
+_SETTLE_RESULT = {
+    "acked": ("(SELECT count(*) FROM stored)", "0"),
+    "failed": (
+        "(SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM failed WHERE status = 'failed'),"
+        " (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM failed WHERE status = 'pending')",
+        "'{}'::bigint[], '{}'::bigint[]",
+    ),
+    "released": ("(SELECT count(*) FROM released)", "0"),
+}
 
-_FAIL = """
-UPDATE pulling_agent.documents
-SET attempts = attempts + 1,
-    last_error = %(error)s,
-    status = CASE WHEN attempts + 1 >= %(max_attempts)s THEN 'failed' ELSE 'pending' END,
-    owner = CASE WHEN attempts + 1 >= %(max_attempts)s THEN owner END,
-    lease_expires_at = NULL,
-    updated_at = now()
-WHERE id = %(id)s AND owner = %(owner)s AND status = 'in_progress'
-RETURNING status
-"""
 
-_RELEASE = """
-UPDATE pulling_agent.documents
-SET status = 'pending', owner = NULL, lease_expires_at = NULL, updated_at = now()
-WHERE id = ANY(%(ids)s::bigint[]) AND owner = %(owner)s AND status = 'in_progress'
-"""
+@functools.cache
+def _settle_sql(acked: bool, failed: bool, released: bool) -> str:
+    """The settle statement with only the parts given: (acked, parked, retried, released)."""
+    wanted = {"acked": acked, "failed": failed, "released": released}
+    parts = [_SETTLE_PARTS[name] for name, on in wanted.items() if on]
+    columns = [_SETTLE_RESULT[name][0 if on else 1] for name, on in wanted.items()]
+    return "WITH" + ",".join(parts) + "\nSELECT " + ", ".join(columns)
+
 
 _BACKLOG = """
 SELECT count(*) FROM pulling_agent.documents
@@ -163,7 +204,7 @@ def _no_nul(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
-class PostgresSource(Source):
+class PostgresSource(SettlingSource):
     """A lease-based queue in PostgreSQL. See the module docstring.
 
     `pool_timeout` bounds how long a call waits for a connection (and so how
@@ -273,6 +314,9 @@ class PostgresSource(Source):
             timeout=self._pool_timeout,
             open=False,
             name="pulling-agent",
+            # Every call is one statement, atomic by itself: no BEGIN and
+            # COMMIT round trips around it.
+            kwargs={"autocommit": True},
         )
         pool.open(wait=False)  # connections are made in the background
         return pool
@@ -315,7 +359,7 @@ class PostgresSource(Source):
 
     @contextmanager
     def _connection(self, action: str) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection for one transaction (committed on success)."""
+        """A pooled autocommit connection for one statement."""
         pool = self._current_pool(action)
         try:
             with pool.connection() as conn:
@@ -343,33 +387,23 @@ class PostgresSource(Source):
         rows.sort(key=lambda row: int(row[0]))
         return [Document(id=row[0], payload=row[1], attempts=row[2]) for row in rows]
 
-    def ack(self, owner: str, outcomes: Sequence[Outcome]) -> int:
-        if not outcomes:
-            return 0
-        # One outcome per document: a repeated id keeps its last result.
-        results = {outcome.document_id: _no_nul(outcome.result) for outcome in outcomes}
-        params = {"ids": list(results), "results": list(results.values()), "owner": owner}
-        with self._connection("ack") as conn:
-            return max(conn.execute(_ACK, params).rowcount, 0)
-
-    def fail(self, owner: str, document_id: int, error: str, max_attempts: int) -> bool:
-        check_max_attempts(max_attempts)
+    def _settle(self, owner: str, end: BatchEnd, max_attempts: int) -> Settled:
+        outcomes, failures, release = end
         params = {
-            "error": _no_nul(clip_error(error)),
-            "max_attempts": max_attempts,
-            "id": document_id,
             "owner": owner,
+            "ids": [o.document_id for o in outcomes],
+            "results": [_no_nul(o.result) for o in outcomes],
+            "failed_ids": [f.document_id for f in failures],
+            "errors": [_no_nul(clip_error(f.error)) for f in failures],
+            "max_attempts": max_attempts,
+            "released_ids": release,
         }
-        with self._connection("fail") as conn:
-            row = conn.execute(_FAIL, params).fetchone()
-        return row is not None and row[0] == DocumentStatus.FAILED
-
-    def release(self, owner: str, document_ids: Sequence[int]) -> int:
-        if not document_ids:
-            return 0
-        params = {"ids": sorted(set(document_ids)), "owner": owner}
-        with self._connection("release") as conn:
-            return max(conn.execute(_RELEASE, params).rowcount, 0)
+        sql = _settle_sql(bool(outcomes), bool(failures), bool(release))
+        with self._connection("settle") as conn:
+            row = conn.execute(sql, params).fetchone()
+        assert row is not None
+        acked, parked, retried, released = row
+        return Settled(int(acked), tuple(parked), tuple(retried), int(released))
 
     def backlog(self) -> int:
         with self._connection("backlog") as conn:

@@ -7,9 +7,15 @@ Design notes:
 - One connection, guarded by a lock, serves every thread of the process
   (SQLite serialises writers anyway; the agent claims and acks one batch at a
   time, so the lock is never contended for long). Other *processes* on the same
-  file are safe too: every write runs in `BEGIN IMMEDIATE`, which takes
-  SQLite's write lock before reading, so two claimers can never pick the same
-  document; the busy timeout makes the second one wait instead of failing.
+  file are safe too: a claim is one autocommit `UPDATE ... RETURNING`, and a
+  write statement takes SQLite's write lock before it reads, so two claimers
+  can never pick the same document; every other write runs in `BEGIN
+  IMMEDIATE`, which does the same for several statements. The busy timeout
+  makes the second writer wait instead of failing.
+- The end of a batch (`settle`) is one transaction whatever the batch size:
+  two statements store the results and mark the documents done (a `VALUES`
+  list of the outcomes, not a statement per document), then the failed
+  attempts and the release of the untouched rest.
 - WAL journal: readers (`stats`, the backlog gauge) never block the writer.
 - `synchronous=NORMAL`: in WAL mode this is still crash-safe for the process
   (a `kill -9` loses nothing committed) and never corrupts the file; only a
@@ -40,13 +46,20 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from pulling_agent.sources._common import (
+    SettlingSource,
     check_claim_args,
-    check_max_attempts,
     chunks,
     clip_error,
     full_counts,
 )
-from pulling_agent.sources.base import Document, DocumentStatus, Outcome, Source, SourceError
+from pulling_agent.sources.base import (
+    BatchEnd,
+    Document,
+    DocumentStatus,
+    Outcome,
+    Settled,
+    SourceError,
+)
 
 SCHEMA_VERSION = 1
 
@@ -99,15 +112,24 @@ WHERE id IN ({_CLAIMABLE})
 RETURNING id, payload, attempts
 """
 
-_ACK_RESULT = """
+# The end of a batch (`settle`), in one IMMEDIATE transaction: two
+# statements store the results of the documents still the owner's and mark
+# them done, whatever the batch size (up to ACK_CHUNK documents a statement;
+# `{values}` is `(?, ?), ...`, `{ids}` is `?, ...`).
+_STORE_RESULTS = """
 INSERT INTO results (document_id, result, owner, created_at)
-SELECT id, ?, owner, ? FROM documents WHERE id = ? AND owner = ? AND status = 'in_progress'
+SELECT d.id, o.column2, d.owner, ?
+FROM (VALUES {values}) AS o CROSS JOIN documents AS d ON d.id = o.column1
+WHERE d.owner = ? AND d.status = 'in_progress'
 """
 
-_ACK_DOCUMENT = """
+_ACK_DOCUMENTS = """
 UPDATE documents SET status = 'done', lease_expires_at = NULL, updated_at = ?
-WHERE id = ? AND owner = ? AND status = 'in_progress'
+WHERE id IN ({ids}) AND owner = ? AND status = 'in_progress'
 """
+
+# Two variables a document: within SQLite's oldest limit (999) per statement.
+ACK_CHUNK = 400
 
 _FAIL = """
 UPDATE documents
@@ -122,7 +144,7 @@ WHERE id = :id AND owner = :owner AND status = 'in_progress'
 
 _RELEASE = """
 UPDATE documents SET status = 'pending', owner = NULL, lease_expires_at = NULL, updated_at = ?
-WHERE id = ? AND owner = ? AND status = 'in_progress'
+WHERE id IN ({ids}) AND owner = ? AND status = 'in_progress'
 """
 
 _BACKLOG = """
@@ -159,7 +181,13 @@ def path_from_url(url: str) -> Path:
     return Path(path)
 
 
-class SQLiteSource(Source):
+def _in_chunks(ids: Sequence[int]) -> Iterator[tuple[Sequence[int], str]]:
+    """`ids` in slices of at most CHUNK, each with its `?, ?, ...` placeholders."""
+    for part in chunks(ids):
+        yield part, ",".join("?" * len(part))
+
+
+class SQLiteSource(SettlingSource):
     """A lease-based queue in one SQLite file. See the module docstring."""
 
     def __init__(self, url: str, *, busy_timeout: float = 30.0) -> None:
@@ -270,10 +298,13 @@ class SQLiteSource(Source):
             return []
         now = time.time()
         params = {"owner": owner, "now": now, "expires": now + lease_seconds, "limit": limit}
-        with self._transaction("claim") as conn:
-            if self._use_returning:
+        if self._use_returning:
+            # One autocommit write statement: SQLite takes the write lock
+            # before the statement reads, as BEGIN IMMEDIATE would.
+            with self._connection("claim") as conn:
                 rows = conn.execute(_CLAIM_RETURNING, params).fetchall()
-            else:
+        else:
+            with self._transaction("claim") as conn:
                 ids = [row[0] for row in conn.execute(_CLAIMABLE, params)]
                 rows = []
                 for part in chunks(ids):
@@ -290,41 +321,46 @@ class SQLiteSource(Source):
         rows.sort(key=lambda row: int(row[0]))
         return [Document(id=row[0], payload=row[1], attempts=row[2]) for row in rows]
 
-    def ack(self, owner: str, outcomes: Sequence[Outcome]) -> int:
-        if not outcomes:
-            return 0
-        # One outcome per document: a repeated id keeps its last result.
-        results = {outcome.document_id: outcome.result for outcome in outcomes}
+    def _settle(self, owner: str, end: BatchEnd, max_attempts: int) -> Settled:
+        outcomes, failures, release = end
         now = time.time()
-        with self._transaction("ack") as conn:
-            conn.executemany(
-                _ACK_RESULT, ((result, now, doc, owner) for doc, result in results.items())
+        parked: list[int] = []
+        retried: list[int] = []
+        with self._transaction("settle") as conn:
+            acked = self._ack(conn, owner, outcomes, now) if outcomes else 0
+            for failure in failures:
+                params = {
+                    "error": clip_error(failure.error),
+                    "max_attempts": max_attempts,
+                    "now": now,
+                    "id": failure.document_id,
+                    "owner": owner,
+                }
+                if conn.execute(_FAIL, params).rowcount == 1:
+                    status = conn.execute(
+                        "SELECT status FROM documents WHERE id = ?", (failure.document_id,)
+                    ).fetchone()[0]
+                    failed = status == DocumentStatus.FAILED
+                    (parked if failed else retried).append(failure.document_id)
+            released = sum(
+                conn.execute(_RELEASE.format(ids=marks), (now, *part, owner)).rowcount
+                for part, marks in _in_chunks(release)
             )
-            done = conn.executemany(_ACK_DOCUMENT, ((now, doc, owner) for doc in results))
-            return max(done.rowcount, 0)
+        return Settled(acked, tuple(parked), tuple(retried), released)
 
-    def fail(self, owner: str, document_id: int, error: str, max_attempts: int) -> bool:
-        check_max_attempts(max_attempts)
-        params = {
-            "error": clip_error(error),
-            "max_attempts": max_attempts,
-            "now": time.time(),
-            "id": document_id,
-            "owner": owner,
-        }
-        with self._transaction("fail") as conn:
-            if conn.execute(_FAIL, params).rowcount != 1:
-                return False
-            row = conn.execute("SELECT status FROM documents WHERE id = ?", (document_id,))
-            return bool(row.fetchone()[0] == DocumentStatus.FAILED)
-
-    def release(self, owner: str, document_ids: Sequence[int]) -> int:
-        if not document_ids:
-            return 0
-        now = time.time()
-        with self._transaction("release") as conn:
-            cursor = conn.executemany(_RELEASE, ((now, doc, owner) for doc in set(document_ids)))
-            return max(cursor.rowcount, 0)
+    @staticmethod
+    def _ack(conn: sqlite3.Connection, owner: str, outcomes: Sequence[Outcome], now: float) -> int:
+        """Store the results of the documents still `owner`'s, then mark them done."""
+        acked = 0
+        for part in chunks(outcomes, ACK_CHUNK):
+            values = ", ".join(["(?, ?)"] * len(part))
+            pairs = [item for o in part for item in (o.document_id, o.result)]
+            store = _STORE_RESULTS.format(values=values)
+            acked += conn.execute(store, (now, *pairs, owner)).rowcount
+            ids = ",".join("?" * len(part))
+            done = (now, *(o.document_id for o in part), owner)
+            conn.execute(_ACK_DOCUMENTS.format(ids=ids), done)
+        return acked
 
     def backlog(self) -> int:
         with self._connection("backlog") as conn:

@@ -17,10 +17,10 @@ import psycopg
 import pytest
 
 from pulling_agent.plugins import load_source
-from pulling_agent.sources.base import DocumentStatus, Outcome, SourceError
+from pulling_agent.sources.base import DocumentStatus, Failure, Outcome, SourceError
 from pulling_agent.sources.postgres import PostgresSource
 from tests.agentproc import cli
-from tests.postgres_server import PostgresServer, free_port
+from tests.postgres_server import PostgresServer, Template, free_port
 
 pytestmark = [pytest.mark.postgres]
 
@@ -222,3 +222,48 @@ def test_seed_and_stats_through_the_cli(postgres_database_url: str) -> None:
     assert "25" in seeded.stdout
     stats = cli("stats", "--source", postgres_database_url, "--output", "json")
     assert json.loads(stats.stdout) == {"pending": 25, "in_progress": 0, "done": 0, "failed": 0}
+
+
+def test_a_batch_is_two_statements_whatever_its_size(postgres_template: Template) -> None:
+    """Claim and settle are one autocommit statement each (no BEGIN, no
+    COMMIT, nothing per document), counted by the server's
+    pg_stat_statements, at batch 10 and 100, with failures and releases."""
+    server = postgres_template.server()
+    server.start(settings={"shared_preload_libraries": "pg_stat_statements"})
+    try:
+        url = server.create_database()
+        dbname = url.rsplit("/", 1)[1]
+        with psycopg.connect(server.url(), autocommit=True) as admin:
+            admin.execute("CREATE EXTENSION pg_stat_statements")
+            source = PostgresSource(url)
+            try:
+                source.add(f"doc-{n}" for n in range(200))
+                for batch in (10, 100):
+                    admin.execute(
+                        "SELECT pg_stat_statements_reset(0, oid, 0) FROM pg_database"
+                        " WHERE datname = %s",
+                        (dbname,),
+                    )
+                    docs = source.claim("a", batch, 60)
+                    settled = source.settle(
+                        "a",
+                        [Outcome(d.id, "ok") for d in docs[:-3]],
+                        [Failure(docs[-3].id, "boom")],
+                        [d.id for d in docs[-2:]],
+                        max_attempts=3,
+                    )
+                    assert (settled.acked, settled.retried, settled.released) == (
+                        batch - 3,
+                        (docs[-3].id,),
+                        2,
+                    )
+                    row = admin.execute(
+                        "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s"
+                        " JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = %s",
+                        (dbname,),
+                    ).fetchone()
+                    assert row == (2,), f"batch {batch}: {row} statements"
+            finally:
+                source.close()
+    finally:
+        server.remove()

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from pulling_agent.plugins import load_source
-from pulling_agent.sources.base import Document, DocumentStatus, Outcome, Source
+from pulling_agent.sources.base import Document, DocumentStatus, Failure, Outcome, Settled, Source
 
 SHORT_LEASE = 0.2  # seconds; tests wait for it to pass, they never time it
 LONG_LEASE = 300.0
@@ -345,6 +345,85 @@ def test_state_survives_reopening(backend: Backend, source: Source) -> None:
         assert reopened.ack("a", outcomes(docs[1:])) == 1
     finally:
         reopened.close()
+
+
+# ------------------------------------------------------------------ settle
+
+
+def test_settle_ends_a_batch_in_one_call(backend: Backend, source: Source) -> None:
+    """Acks with results, failed attempts (retried and parked) and the release
+    of the untouched rest, with the same ownership rules as each call alone."""
+    seed(source, 6)
+    docs = source.claim("a", 6, LONG_LEASE)
+    ids = [d.id for d in docs]
+    source.fail("a", ids[3], "first", max_attempts=3)
+    (again,) = source.claim("a", 1, LONG_LEASE)  # ids[3], one attempt so far
+    assert again.id == ids[3]
+    settled = source.settle(
+        "a",
+        outcomes(docs[:2]),
+        [Failure(ids[2], "boom"), Failure(ids[3], "boom again")],
+        [ids[4], ids[5]],
+        max_attempts=2,
+    )
+    assert settled == Settled(acked=2, parked=(ids[3],), retried=(ids[2],), released=2)
+    assert backend.results() == {d.id: (f"ok:{d.id}", "a") for d in docs[:2]}
+    assert backend.document(ids[2]) == {"status": "pending", "owner": None, "attempts": 1,
+                                        "last_error": "boom"}  # fmt: skip
+    assert backend.document(ids[3])["status"] == "failed"
+    assert backend.document(ids[3])["attempts"] == 2
+    assert [(backend.document(i)["status"], backend.document(i)["attempts"])
+            for i in ids[4:]] == [("pending", 0), ("pending", 0)]  # fmt: skip
+    assert counts(source) == {"pending": 3, "in_progress": 0, "done": 2, "failed": 1}
+
+
+def test_settle_twice_does_nothing_twice(backend: Backend, source: Source) -> None:
+    """What a worker does after a SourceError: the same settle again."""
+    seed(source, 3)
+    docs = source.claim("a", 3, LONG_LEASE)
+    call = ("a", outcomes(docs[:1]), [Failure(docs[1].id, "x")], [docs[2].id])
+    assert source.settle(*call, max_attempts=3) == Settled(1, (), (docs[1].id,), 1)
+    assert source.settle(*call, max_attempts=3) == Settled()
+    assert backend.result_rows() == 1
+    assert backend.document(docs[1].id)["attempts"] == 1
+
+
+def test_settle_leaves_other_owners_documents_alone(backend: Backend, source: Source) -> None:
+    seed(source, 3)
+    docs = source.claim("a", 3, LONG_LEASE)
+    settled = source.settle(
+        "b", outcomes(docs[:1]), [Failure(docs[1].id, "x")], [docs[2].id], max_attempts=1
+    )
+    assert settled == Settled()
+    assert counts(source) == {"pending": 0, "in_progress": 3, "done": 0, "failed": 0}
+    assert backend.results() == {}
+
+
+def test_settle_with_overlapping_ids_keeps_the_outcome(backend: Backend, source: Source) -> None:
+    """An outcome wins over a failure, a failure over a release."""
+    seed(source, 2)
+    docs = source.claim("a", 2, LONG_LEASE)
+    settled = source.settle(
+        "a",
+        outcomes(docs[:1]),
+        [Failure(docs[0].id, "x"), Failure(docs[1].id, "y")],
+        [docs[0].id, docs[1].id],
+        max_attempts=1,
+    )
+    assert settled == Settled(acked=1, parked=(docs[1].id,))
+    assert backend.document(docs[0].id)["status"] == "done"
+    assert backend.document(docs[1].id)["status"] == "failed"
+
+
+def test_settle_of_a_large_batch(backend: Backend, source: Source) -> None:
+    """More documents than one statement's chunk (SQLite) in one settle."""
+    total = 1200
+    seed(source, total)
+    docs = source.claim("a", total, LONG_LEASE)
+    settled = source.settle("a", outcomes(docs[:1000]), [], [d.id for d in docs[1000:]], 3)
+    assert (settled.acked, settled.released) == (1000, 200)
+    assert backend.result_rows() == 1000
+    assert counts(source) == {"pending": 200, "in_progress": 0, "done": 1000, "failed": 0}
 
 
 # ------------------------------------------------------------------ concurrency

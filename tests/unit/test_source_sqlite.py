@@ -4,7 +4,8 @@ The contract it shares with PostgreSQL (claim, leases, ownership, retries,
 release, counts, backlog, threads and processes that never double-claim) is
 tested against both in `tests/integration/test_source_contract.py`; here:
 URLs, the file's settings and schema, the claim path for SQLite libraries
-without RETURNING, a locked database and a closed source.
+without RETURNING, a locked database, a closed source, and how many
+statements a batch takes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 
 from pulling_agent.plugins import load_source
 from pulling_agent.sources import sqlite as sqlite_source
-from pulling_agent.sources.base import DocumentStatus, Outcome, SourceError
+from pulling_agent.sources.base import DocumentStatus, Failure, Outcome, SourceError
 from pulling_agent.sources.sqlite import SQLiteSource, path_from_url
 
 
@@ -183,3 +184,38 @@ def test_closed_source_raises_source_error(source: SQLiteSource) -> None:
         source.claim("a", 1, 60)
     with pytest.raises(SourceError, match="closed"):
         source.counts()
+
+
+@pytest.mark.skipif(not sqlite_source.HAS_RETURNING, reason="claims in one statement need 3.35+")
+def test_a_batch_takes_the_same_statements_whatever_its_size(source: SQLiteSource) -> None:
+    """A claim is one autocommit statement; a settle is one transaction whose
+    statements do not grow with the batch (SQLite's own statement trace)."""
+    source.add(f"doc-{n}" for n in range(300))
+    traced: list[str] = []
+    assert source._conn is not None
+    source._conn.set_trace_callback(traced.append)
+    per_batch = []
+    for batch in (10, 100):
+        traced.clear()
+        docs = source.claim("a", batch, 60)
+        assert len(traced) == 1 and traced[0].lstrip().startswith("UPDATE"), traced
+        settled = source.settle(
+            "a",
+            [Outcome(d.id, "ok") for d in docs[:-2]],
+            [],
+            [d.id for d in docs[-2:]],
+            max_attempts=3,
+        )
+        assert (settled.acked, settled.released) == (batch - 2, 2)
+        per_batch.append([line.split()[0] for line in traced])
+    assert (
+        per_batch[0] == per_batch[1] == ["UPDATE", "BEGIN", "INSERT", "UPDATE", "UPDATE", "COMMIT"]
+    )
+
+
+def test_settle_keeps_nul_characters_in_results(source: SQLiteSource, db: Path) -> None:
+    source.add(["x", "y"])
+    docs = source.claim("a", 2, 60)
+    source.settle("a", [Outcome(docs[0].id, "re\x00sult")], [Failure(docs[1].id, "e")], [], 1)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT result FROM results").fetchall() == [("re\x00sult",)]
