@@ -42,7 +42,7 @@ BATCHES = (10, 100)
 ROUNDS = 3
 CLI_BATCH = 10  # the CLI's and the chart's default batch size
 # Documents per run, per pass: enough for a run of a second or more.
-DOCS = {"fast": 20_000, "durable": 10_000}
+DOCS = {"fast": int(os.environ.get("PA_DOCS", "20000")), "durable": 10_000}
 SLOW_DOCS = {"fast": 4_000, "durable": 1_500}  # procrastinate is about 10x slower
 # procrastinate has no batch size; this many jobs run at once in each of its
 # workers (measured: 10 is a little faster than 1, it is CPU-bound either way).

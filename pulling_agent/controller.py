@@ -117,6 +117,23 @@ class Controller:
                     return True
                 self._cond.wait()
 
+    def continue_batch(self) -> bool:
+        """Between two batches, the next one already claimed: may it start now?
+
+        `wait_for_batch` without blocking and without letting go: the worker
+        stays busy either way. On False it releases the batch in hand, then
+        calls `batch_finished`, so that a pause or a stop never settles while
+        a claimed batch is held.
+        """
+        if self._unhindered:
+            return True
+        with self._cond:
+            return (
+                self._machine.state is State.RUNNING
+                and self._desired is Desired.RUNNING
+                and not self._abort
+            )
+
     def keep_going(self, interruptible: bool) -> bool:
         """Between two documents of a batch: may the worker go on?
 

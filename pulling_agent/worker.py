@@ -21,7 +21,15 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exp
 from pulling_agent.commands import Action, Command, CommandQueue
 from pulling_agent.processors.base import Processor
 from pulling_agent.snapshot import Counters, Stats
-from pulling_agent.sources.base import Document, Failure, Outcome, Settled, Source, SourceError
+from pulling_agent.sources.base import (
+    Document,
+    Failure,
+    NextClaim,
+    Outcome,
+    Settled,
+    Source,
+    SourceError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +41,7 @@ class Gate(Protocol):
     """What the worker may ask of the controller."""
 
     def wait_for_batch(self) -> bool: ...
+    def continue_batch(self) -> bool: ...
     def keep_going(self, interruptible: bool) -> bool: ...
     def wants_running(self) -> bool: ...
     def idle(self, seconds: float) -> None: ...
@@ -91,9 +100,17 @@ class Worker:
         reason = ""
         try:
             while self._gate.wait_for_batch():
+                docs: Sequence[Document] = ()
                 try:
-                    handled = self._one_batch()
+                    handled, docs = self._one_batch(None)
+                    # Each batch's end claims the next one (one round trip):
+                    # go on with it while nothing asks to stop.
+                    while docs and self._gate.continue_batch():
+                        self._update_backlog()
+                        _, docs = self._one_batch(docs)
                 finally:
+                    if docs:  # a pause or a stop came: give the next batch back
+                        self._release_claimed(docs)
                     self._gate.batch_finished()
                 self._update_backlog()
                 if not handled and self._gate.wants_running():
@@ -112,34 +129,57 @@ class Worker:
             released = self._source.release(self.owner, ids)
             log.info("Released %d documents of the batch in flight", released)
 
-    # ----------------------------------------------------------- one batch
-    def _one_batch(self) -> bool:
-        """Claim, process and ack one batch; False when there was nothing to do."""
-        started = time.monotonic()
-        docs = self._call(
-            "claim",
-            lambda: self._source.claim(self.owner, self._batch_size, self._lease),
-            self._gate.wants_running,
+    def _release_claimed(self, docs: Sequence[Document]) -> None:
+        ids = [doc.id for doc in docs]
+        released = self._call(
+            "release",
+            lambda: self._source.release(self.owner, ids),
+            lambda: self._gate.keep_going(False),
         )
-        if not docs:
-            return False
         with self._inflight_lock:
-            self._inflight = [doc.id for doc in docs]
+            self._inflight = []
+        if released is not None:
+            log.info("Released %d documents claimed for the next batch", released)
+
+    # ----------------------------------------------------------- one batch
+    def _one_batch(self, claimed: Sequence[Document] | None) -> tuple[bool, Sequence[Document]]:
+        """Process and settle one batch, `claimed` or claimed now.
+
+        Returns whether there was a batch, and the next batch when the
+        settle claimed it (only while running, after a whole batch).
+        """
+        started = time.monotonic()
+        docs = claimed
+        if docs is None:
+            docs = self._call(
+                "claim",
+                lambda: self._source.claim(self.owner, self._batch_size, self._lease),
+                self._gate.wants_running,
+            )
+            if not docs:
+                return False, ()
+            with self._inflight_lock:
+                self._inflight = [doc.id for doc in docs]
         outcomes: list[Outcome] = []
         failures: list[Failure] = []
         handled = 0
         interruptible = self._processor.interruptible
+        keep_going, process = self._gate.keep_going, self._processor.process  # a hot loop
         for doc in docs:
-            if not self._gate.keep_going(interruptible):
+            if not keep_going(interruptible):
                 break
             handled += 1
             try:
-                outcomes.append(Outcome(doc.id, self._processor.process(doc)))
+                outcomes.append(Outcome(doc.id, process(doc)))
             except Exception as exc:
                 failures.append(Failure(doc.id, f"{type(exc).__name__}: {exc}"[:MAX_ERROR_TEXT]))
-        settled = self._settle(docs, outcomes, failures, [doc.id for doc in docs[handled:]])
+        then_claim = None
+        if handled == len(docs) and self._gate.wants_running():
+            then_claim = NextClaim(self._batch_size, self._lease)
+        untouched = [doc.id for doc in docs[handled:]]
+        settled = self._settle(docs, outcomes, failures, untouched, then_claim)
         with self._inflight_lock:
-            self._inflight = []
+            self._inflight = [doc.id for doc in settled.claimed]
         failed, retried = len(settled.parked), len(settled.retried)
         self._stats.add(batches=1, documents=settled.acked, errors=failed + retried)
         if self._observer is not None:
@@ -152,7 +192,7 @@ class Worker:
                 retried,
                 settled.released,
             )
-        return True
+        return True, settled.claimed
 
     def _settle(
         self,
@@ -160,12 +200,14 @@ class Worker:
         outcomes: Sequence[Outcome],
         failures: Sequence[Failure],
         untouched: Sequence[int],
+        then_claim: NextClaim | None,
     ) -> Settled:
-        """Ack, record failures and release the rest, in one source call."""
+        """Ack, record failures, release the rest and claim the next batch,
+        in one source call."""
         settled = self._call(
             "settle",
             lambda: self._source.settle(
-                self.owner, outcomes, failures, untouched, self._max_attempts
+                self.owner, outcomes, failures, untouched, self._max_attempts, then_claim
             ),
             lambda: self._gate.keep_going(False),
         )
@@ -178,14 +220,8 @@ class Worker:
                 len(untouched),
             )
             return Settled()
-        errors = {failure.document_id: failure.error for failure in failures}
-        attempts = {doc.id: doc.attempts for doc in docs}
-        for doc_id in settled.parked:
-            log.warning("Document %s failed for good: %s", doc_id, errors[doc_id])
-        for doc_id in settled.retried:
-            log.info(
-                "Document %s failed (attempt %d): %s", doc_id, attempts[doc_id] + 1, errors[doc_id]
-            )
+        if failures:
+            self._log_failures(docs, failures, settled)
         if settled.acked < len(outcomes):
             log.warning(
                 "%d documents were not acknowledged: their lease expired and another "
@@ -195,6 +231,19 @@ class Worker:
         if settled.released:
             log.info("Released %d untouched documents of the batch", settled.released)
         return settled
+
+    @staticmethod
+    def _log_failures(
+        docs: Sequence[Document], failures: Sequence[Failure], settled: Settled
+    ) -> None:
+        errors = {failure.document_id: failure.error for failure in failures}
+        attempts = {doc.id: doc.attempts for doc in docs}
+        for doc_id in settled.parked:
+            log.warning("Document %s failed for good: %s", doc_id, errors[doc_id])
+        for doc_id in settled.retried:
+            log.info(
+                "Document %s failed (attempt %d): %s", doc_id, attempts[doc_id] + 1, errors[doc_id]
+            )
 
     def _update_backlog(self) -> None:
         now = time.monotonic()

@@ -10,6 +10,7 @@ from pulling_agent.sources.base import (
     BatchEnd,
     DocumentStatus,
     Failure,
+    NextClaim,
     Outcome,
     Settled,
     Source,
@@ -31,14 +32,6 @@ def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
     """`items` in consecutive slices of at most `size`."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def check_claim_args(limit: int, lease_seconds: float) -> None:
-    """Refuse a claim that could not mean anything (a caller's bug)."""
-    if limit < 0:
-        raise ValueError(f"claim limit must be >= 0, got {limit}")
-    if lease_seconds <= 0:
-        raise ValueError(f"lease_seconds must be > 0, got {lease_seconds}")
 
 
 def clip_error(error: str) -> str:
@@ -77,5 +70,7 @@ class SettlingSource(Source):
         return self.settle(owner, (), (), document_ids, 1).released
 
     @abstractmethod
-    def _settle(self, owner: str, end: BatchEnd, max_attempts: int) -> Settled:
-        """The whole end of a batch at once (see `Source._settle`)."""
+    def _settle(
+        self, owner: str, end: BatchEnd, max_attempts: int, then_claim: NextClaim | None
+    ) -> Settled:
+        """The whole end of a batch and the next claim at once (see `Source._settle`)."""

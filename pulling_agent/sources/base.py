@@ -66,13 +66,22 @@ class Failure:
 
 
 @dataclass(frozen=True, slots=True)
+class NextClaim:
+    """The claim that `Source.settle` makes once the batch is settled."""
+
+    limit: int
+    lease_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class Settled:
-    """What `Source.settle` did with the end of a batch."""
+    """What `Source.settle` did with the end of a batch, and the next batch."""
 
     acked: int = 0
     parked: tuple[int, ...] = ()  # failed for good: attempts reached max_attempts
     retried: tuple[int, ...] = ()  # back in the queue for another attempt
     released: int = 0
+    claimed: tuple[Document, ...] = ()  # the next batch, when asked for
 
 
 class SourceError(Exception):
@@ -110,25 +119,37 @@ class Source(ABC):
         failures: Sequence[Failure],
         release: Sequence[int],
         max_attempts: int,
+        then_claim: NextClaim | None = None,
     ) -> Settled:
-        """End a batch: `ack(outcomes)`, `fail` each of `failures`, `release`.
+        """End a batch: `ack(outcomes)`, `fail` each of `failures`, `release`;
+        then, if asked, `claim` the next batch.
 
-        The same ownership rules as those three calls: documents no longer
+        The same ownership rules as those calls: documents no longer
         `owner`'s are left alone (the default `_settle` counts such a failure
         as retried, since `fail` cannot tell; the built-in sources count it in
         neither). The ids should not overlap; where they do, an outcome wins
         over a failure and a failure over a release. Safe to call again after
-        a `SourceError`: what the first call did is not done twice. A source
-        that can do it all at once overrides `_settle`.
+        a `SourceError`: what the first call did is not done twice (a claim
+        whose answer was lost returns to the queue when its lease expires).
+        A source that can do it all at once overrides `_settle`.
         """
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        if then_claim is not None:
+            check_claim_args(then_claim.limit, then_claim.lease_seconds)
+            if then_claim.limit == 0:
+                then_claim = None
         end = disjoint(outcomes, failures, release)
-        return self._settle(owner, end, max_attempts) if any(end) else Settled()
+        if not any(end) and then_claim is None:
+            return Settled()
+        return self._settle(owner, end, max_attempts, then_claim)
 
-    def _settle(self, owner: str, end: BatchEnd, max_attempts: int) -> Settled:
-        """`settle` with one entry per document (at least one) and a checked
-        `max_attempts`: here through `ack`, `fail` and `release`."""
+    def _settle(
+        self, owner: str, end: BatchEnd, max_attempts: int, then_claim: NextClaim | None
+    ) -> Settled:
+        """`settle` with one entry per document, a checked `max_attempts` and
+        a claim of at least one document if any: here through `ack`, `fail`,
+        `release` and `claim`."""
         acked = self.ack(owner, end.outcomes) if end.outcomes else 0
         parked: list[int] = []
         retried: list[int] = []
@@ -136,7 +157,10 @@ class Source(ABC):
             parks = self.fail(owner, failure.document_id, failure.error, max_attempts)
             (parked if parks else retried).append(failure.document_id)
         released = self.release(owner, end.release) if end.release else 0
-        return Settled(acked, tuple(parked), tuple(retried), released)
+        claimed: tuple[Document, ...] = ()
+        if then_claim is not None:
+            claimed = tuple(self.claim(owner, then_claim.limit, then_claim.lease_seconds))
+        return Settled(acked, tuple(parked), tuple(retried), released, claimed)
 
     @abstractmethod
     def backlog(self) -> int:
@@ -156,6 +180,14 @@ class Source(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. Safe to call more than once."""
+
+
+def check_claim_args(limit: int, lease_seconds: float) -> None:
+    """Refuse a claim that could not mean anything (a caller's bug)."""
+    if limit < 0:
+        raise ValueError(f"claim limit must be >= 0, got {limit}")
+    if lease_seconds <= 0:
+        raise ValueError(f"lease_seconds must be > 0, got {lease_seconds}")
 
 
 class BatchEnd(NamedTuple):

@@ -53,7 +53,6 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from pulling_agent.sources._common import (
     SettlingSource,
-    check_claim_args,
     clip_error,
     full_counts,
 )
@@ -61,8 +60,10 @@ from pulling_agent.sources.base import (
     BatchEnd,
     Document,
     DocumentStatus,
+    NextClaim,
     Settled,
     SourceError,
+    check_claim_args,
 )
 
 SCHEMA_VERSION = 1
@@ -109,33 +110,26 @@ _SCHEMA = (
     """,
 )
 
-_CLAIM = """
-WITH picked AS (
-    SELECT id FROM pulling_agent.documents
-    WHERE status IN ('pending', 'in_progress')
-      AND (status = 'pending' OR lease_expires_at < now())
-    ORDER BY id
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE pulling_agent.documents AS d
-SET status = 'in_progress', owner = %(owner)s,
-    lease_expires_at = now() + %(lease)s * interval '1 second', updated_at = now()
-FROM picked
-WHERE d.id = picked.id
-RETURNING d.id, d.payload, d.attempts
-"""
+# Up to this many documents a batch, its end and the next claim are one
+# statement; above it, two statements sent together in one pipeline. Measured
+# on 2 cores (benchmarks/README.md): with 4 agents the single statement is
+# 10-15 % faster than the pair at batch 10 and 25, and 10-25 % slower at 50
+# and 100.
+ONE_STATEMENT_MAX = 25
 
-# The end of a batch, one statement whatever its size: the acks with their
-# results, the failed attempts and the release of the untouched rest, each a
-# data-modifying CTE over arrays (the ids never overlap: `disjoint`). Only
-# the parts a call needs are sent (see `_settle_sql`).
-_SETTLE_PARTS = {
+# A batch's turn, one statement whatever its size (see `_batch_sql`): the
+# acks with their results, the failed attempts and the release of the
+# untouched rest, each a data-modifying CTE over arrays (the ids never
+# overlap: `disjoint`), then the claim of the next batch. Only the parts a
+# call needs are sent. Arrays of ids go as `{1,2,3}` literals and arrays of
+# text in binary (`%(...)b`): psycopg's text dumper escapes each element
+# with a regular expression, a microsecond an element.
+_PARTS = {
     "acked": """
     acked AS (
         UPDATE pulling_agent.documents AS d
         SET status = 'done', lease_expires_at = NULL, updated_at = now()
-        FROM unnest(%(ids)s::bigint[], %(results)s::text[]) AS o (id, result)
+        FROM unnest(%(ids)s::bigint[], %(results)b::text[]) AS o (id, result)
         WHERE d.id = o.id AND d.owner = %(owner)s AND d.status = 'in_progress'
         RETURNING d.id, o.result
     ), stored AS (
@@ -153,7 +147,7 @@ _SETTLE_PARTS = {
             owner = CASE WHEN d.attempts + 1 >= %(max_attempts)s THEN d.owner END,
             lease_expires_at = NULL,
             updated_at = now()
-        FROM unnest(%(failed_ids)s::bigint[], %(errors)s::text[]) AS f (id, error)
+        FROM unnest(%(failed_ids)s::bigint[], %(errors)b::text[]) AS f (id, error)
         WHERE d.id = f.id AND d.owner = %(owner)s AND d.status = 'in_progress'
         RETURNING d.id, d.status
     )""",
@@ -165,25 +159,70 @@ _SETTLE_PARTS = {
           AND status = 'in_progress'
         RETURNING id
     )""",
+    # Pending documents and expired leases in id order, skipping rows another
+    # agent is claiming at that moment. The limit is written into the
+    # statement (an int, one text per batch size) rather than bound: with a
+    # bound LIMIT the server's generic plan guesses a tenth of the table and
+    # hashes it, so it re-plans the claim on every call (a third of its server
+    # time); with a literal one the prepared plan is kept. After a settle,
+    # expired leases of the caller's own are not taken: they are the batch
+    # this statement settles (an agent holds one batch at a time; all CTEs see
+    # one snapshot, and a row must not be updated twice in one statement).
+    "claimed": """
+    picked AS (
+        SELECT id FROM pulling_agent.documents
+        WHERE status IN ('pending', 'in_progress')
+          AND (status = 'pending' OR lease_expires_at < now(){exclude})
+        ORDER BY id
+        LIMIT {limit}
+        FOR UPDATE SKIP LOCKED
+    ), claimed AS (
+        UPDATE pulling_agent.documents AS d
+        SET status = 'in_progress', owner = %(owner)s,
+            lease_expires_at = now() + %(lease)s * interval '1 second', updated_at = now()
+        FROM picked
+        WHERE d.id = picked.id
+        RETURNING d.id, d.payload, d.attempts
+    )""",
 }
-_SETTLE_RESULT = {
+# The settle's figures: (acked, parked, retried, released), what each part
+# returns when present and when not.
+_FIGURES = {
     "acked": ("(SELECT count(*) FROM stored)", "0"),
     "failed": (
-        "(SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM failed WHERE status = 'failed'),"
-        " (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM failed WHERE status = 'pending')",
-        "'{}'::bigint[], '{}'::bigint[]",
+        "(SELECT array_agg(id ORDER BY id) FROM failed WHERE status = 'failed'),"
+        " (SELECT array_agg(id ORDER BY id) FROM failed WHERE status = 'pending')",
+        "NULL::bigint[], NULL::bigint[]",
     ),
     "released": ("(SELECT count(*) FROM released)", "0"),
 }
 
 
 @functools.cache
-def _settle_sql(acked: bool, failed: bool, released: bool) -> str:
-    """The settle statement with only the parts given: (acked, parked, retried, released)."""
+def _batch_sql(acked: bool, failed: bool, released: bool, claim: int) -> str:
+    """The statement with the parts given (`claim`: the limit, 0 for none).
+
+    Its rows: the settle's figures (after three NULLs), then the claimed
+    documents (id, payload, attempts, then NULLs). Without a claim, the
+    figures alone; without a settle, the claimed documents alone.
+    """
     wanted = {"acked": acked, "failed": failed, "released": released}
-    parts = [_SETTLE_PARTS[name] for name, on in wanted.items() if on]
-    columns = [_SETTLE_RESULT[name][0 if on else 1] for name, on in wanted.items()]
-    return "WITH" + ",".join(parts) + "\nSELECT " + ", ".join(columns)
+    settles = any(wanted.values())
+    parts = [_PARTS[name] for name, on in wanted.items() if on]
+    if claim:
+        exclude = " AND owner <> %(owner)s" if settles else ""
+        parts.append(_PARTS["claimed"].format(exclude=exclude, limit=int(claim)))
+    figures = ", ".join(_FIGURES[name][0 if on else 1] for name, on in wanted.items())
+    if not claim:
+        select = f"SELECT {figures}"
+    elif not settles:
+        select = "SELECT id, payload, attempts FROM claimed"
+    else:
+        select = (
+            f"SELECT NULL::bigint, NULL::text, NULL::integer, {figures}"
+            "\nUNION ALL SELECT id, payload, attempts, NULL, NULL, NULL, NULL FROM claimed"
+        )
+    return "WITH" + ",".join(parts) + "\n" + select
 
 
 _BACKLOG = """
@@ -195,9 +234,20 @@ WHERE status = 'pending' OR (status = 'in_progress' AND lease_expires_at < now()
 _DEFAULTS = {"connect_timeout": "5", "application_name": "pulling-agent"}
 
 
+def _documents(rows: list[Any]) -> list[Document]:
+    """Claimed rows as documents, in id order (RETURNING has no order)."""
+    rows.sort()  # by id, which is unique: the rest of a row is never compared
+    return [Document(*row) for row in rows]
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
+
+
+def _bigints(ids: Iterable[int]) -> str:
+    """A bigint[] literal (`{1,2,3}`) for a `%(...)s::bigint[]` parameter."""
+    return "{" + ",".join(map(str, ids)) + "}"
 
 
 def _no_nul(text: str) -> str:
@@ -381,29 +431,52 @@ class PostgresSource(SettlingSource):
         check_claim_args(limit, lease_seconds)
         if limit == 0:
             return []
-        params = {"owner": owner, "limit": limit, "lease": float(lease_seconds)}
+        sql = _batch_sql(False, False, False, limit)
         with self._connection("claim") as conn:
-            rows = conn.execute(_CLAIM, params).fetchall()
-        rows.sort(key=lambda row: int(row[0]))
-        return [Document(id=row[0], payload=row[1], attempts=row[2]) for row in rows]
+            rows = conn.execute(sql, {"owner": owner, "lease": float(lease_seconds)}).fetchall()
+        return _documents(rows)
 
-    def _settle(self, owner: str, end: BatchEnd, max_attempts: int) -> Settled:
+    def _settle(
+        self, owner: str, end: BatchEnd, max_attempts: int, then_claim: NextClaim | None
+    ) -> Settled:
         outcomes, failures, release = end
-        params = {
+        if not any(end):  # only the claim
+            assert then_claim is not None
+            claim = self.claim(owner, then_claim.limit, then_claim.lease_seconds)
+            return Settled(claimed=tuple(claim))
+        params: dict[str, Any] = {
             "owner": owner,
-            "ids": [o.document_id for o in outcomes],
+            "ids": _bigints(o.document_id for o in outcomes),
             "results": [_no_nul(o.result) for o in outcomes],
-            "failed_ids": [f.document_id for f in failures],
+            "failed_ids": _bigints(f.document_id for f in failures),
             "errors": [_no_nul(clip_error(f.error)) for f in failures],
             "max_attempts": max_attempts,
-            "released_ids": release,
+            "released_ids": _bigints(release),
         }
-        sql = _settle_sql(bool(outcomes), bool(failures), bool(release))
+        limit = 0
+        if then_claim is not None:
+            limit = then_claim.limit
+            params["lease"] = float(then_claim.lease_seconds)
+        parts = (bool(outcomes), bool(failures), bool(release))
+        claimed: list[Document] = []
         with self._connection("settle") as conn:
-            row = conn.execute(sql, params).fetchone()
-        assert row is not None
-        acked, parked, retried, released = row
-        return Settled(int(acked), tuple(parked), tuple(retried), int(released))
+            if limit and limit > ONE_STATEMENT_MAX:
+                # Two statements in one pipeline: one round trip, one
+                # implicit transaction (a single commit).
+                with conn.pipeline():
+                    settling = conn.execute(_batch_sql(*parts, 0), params)
+                    claiming = conn.execute(_batch_sql(False, False, False, limit), params)
+                rows = settling.fetchall()
+                claimed = _documents(claiming.fetchall())
+            else:
+                rows = conn.execute(_batch_sql(*parts, limit), params).fetchall()
+                if limit:  # the figures' row has no id
+                    claimed = _documents([row[:3] for row in rows if row[0] is not None])
+                    rows = [row[3:] for row in rows if row[0] is None]
+        acked, parked, retried, released = rows[0]
+        return Settled(
+            int(acked), tuple(parked or ()), tuple(retried or ()), int(released), tuple(claimed)
+        )
 
     def backlog(self) -> int:
         with self._connection("backlog") as conn:

@@ -47,7 +47,6 @@ from urllib.parse import unquote, urlsplit
 
 from pulling_agent.sources._common import (
     SettlingSource,
-    check_claim_args,
     chunks,
     clip_error,
     full_counts,
@@ -56,9 +55,11 @@ from pulling_agent.sources.base import (
     BatchEnd,
     Document,
     DocumentStatus,
+    NextClaim,
     Outcome,
     Settled,
     SourceError,
+    check_claim_args,
 )
 
 SCHEMA_VERSION = 1
@@ -296,32 +297,40 @@ class SQLiteSource(SettlingSource):
         check_claim_args(limit, lease_seconds)
         if limit == 0:
             return []
-        now = time.time()
-        params = {"owner": owner, "now": now, "expires": now + lease_seconds, "limit": limit}
         if self._use_returning:
             # One autocommit write statement: SQLite takes the write lock
             # before the statement reads, as BEGIN IMMEDIATE would.
             with self._connection("claim") as conn:
-                rows = conn.execute(_CLAIM_RETURNING, params).fetchall()
+                return self._claim(conn, owner, NextClaim(limit, lease_seconds))
+        with self._transaction("claim") as conn:
+            return self._claim(conn, owner, NextClaim(limit, lease_seconds))
+
+    def _claim(self, conn: sqlite3.Connection, owner: str, claim: NextClaim) -> list[Document]:
+        """Lease documents to `owner`: alone, or inside a transaction without RETURNING."""
+        now = time.time()
+        expires = now + claim.lease_seconds
+        params = {"owner": owner, "now": now, "expires": expires, "limit": claim.limit}
+        if self._use_returning:
+            rows = conn.execute(_CLAIM_RETURNING, params).fetchall()
         else:
-            with self._transaction("claim") as conn:
-                ids = [row[0] for row in conn.execute(_CLAIMABLE, params)]
-                rows = []
-                for part in chunks(ids):
-                    marks = ",".join("?" * len(part))
-                    conn.execute(
-                        "UPDATE documents SET status = 'in_progress', owner = ?,"
-                        f" lease_expires_at = ?, updated_at = ? WHERE id IN ({marks})",
-                        (owner, now + lease_seconds, now, *part),
-                    )
-                    rows += conn.execute(
-                        f"SELECT id, payload, attempts FROM documents WHERE id IN ({marks})",
-                        tuple(part),
-                    ).fetchall()
+            ids = [row[0] for row in conn.execute(_CLAIMABLE, params)]
+            rows = []
+            for part, marks in _in_chunks(ids):
+                conn.execute(
+                    "UPDATE documents SET status = 'in_progress', owner = ?,"
+                    f" lease_expires_at = ?, updated_at = ? WHERE id IN ({marks})",
+                    (owner, expires, now, *part),
+                )
+                rows += conn.execute(
+                    f"SELECT id, payload, attempts FROM documents WHERE id IN ({marks})",
+                    tuple(part),
+                ).fetchall()
         rows.sort(key=lambda row: int(row[0]))
         return [Document(id=row[0], payload=row[1], attempts=row[2]) for row in rows]
 
-    def _settle(self, owner: str, end: BatchEnd, max_attempts: int) -> Settled:
+    def _settle(
+        self, owner: str, end: BatchEnd, max_attempts: int, then_claim: NextClaim | None
+    ) -> Settled:
         outcomes, failures, release = end
         now = time.time()
         parked: list[int] = []
@@ -346,7 +355,10 @@ class SQLiteSource(SettlingSource):
                 conn.execute(_RELEASE.format(ids=marks), (now, *part, owner)).rowcount
                 for part, marks in _in_chunks(release)
             )
-        return Settled(acked, tuple(parked), tuple(retried), released)
+            # The next batch in the same transaction: the pages the settle
+            # wrote are written once for both.
+            claimed = tuple(self._claim(conn, owner, then_claim)) if then_claim else ()
+        return Settled(acked, tuple(parked), tuple(retried), released, claimed)
 
     @staticmethod
     def _ack(conn: sqlite3.Connection, owner: str, outcomes: Sequence[Outcome], now: float) -> int:

@@ -26,6 +26,30 @@ def busy_agent(agent_factory: AgentFactory, seeded_queue: Callable[[int], str]) 
     return agent.start(wait_state="running")
 
 
+def test_a_pause_never_leaves_the_next_batch_claimed(
+    agent_factory: AgentFactory, seeded_queue: Callable[[int], str]
+) -> None:
+    """Each batch's end claims the next one. With `noop` the agent is almost
+    always between those two, so every pause lands there: once PAUSED, it
+    holds nothing, and nothing is lost."""
+    total = 60_000
+    agent = agent_factory(source=seeded_queue(total), args=["--processor", "noop"])
+    agent.start(wait_state="running")
+    done = 0
+    for _ in range(5):
+        agent.wait_for(lambda done=done: agent.stats()["done"] > done, "progress")
+        agent.signal(signal.SIGUSR1)
+        agent.wait_state("paused")
+        stats = agent.stats()
+        assert stats["in_progress"] == 0, stats
+        assert stats["pending"] + stats["done"] == total
+        done = stats["done"]
+        agent.signal(signal.SIGUSR2)
+        agent.wait_state("running")
+    assert agent.stop() == 0
+    assert agent.stats()["in_progress"] == 0
+
+
 def test_sigusr1_pauses_and_sigusr2_resumes(busy_agent: AgentProcess) -> None:
     agent = busy_agent
     agent.wait_for(lambda: agent.liveness().get("documents", "0") != "0", "some documents done")

@@ -17,8 +17,8 @@ import psycopg
 import pytest
 
 from pulling_agent.plugins import load_source
-from pulling_agent.sources.base import DocumentStatus, Failure, Outcome, SourceError
-from pulling_agent.sources.postgres import PostgresSource
+from pulling_agent.sources.base import DocumentStatus, Failure, NextClaim, Outcome, SourceError
+from pulling_agent.sources.postgres import ONE_STATEMENT_MAX, PostgresSource
 from tests.agentproc import cli
 from tests.postgres_server import PostgresServer, Template, free_port
 
@@ -224,45 +224,55 @@ def test_seed_and_stats_through_the_cli(postgres_database_url: str) -> None:
     assert json.loads(stats.stdout) == {"pending": 25, "in_progress": 0, "done": 0, "failed": 0}
 
 
-def test_a_batch_is_two_statements_whatever_its_size(postgres_template: Template) -> None:
-    """Claim and settle are one autocommit statement each (no BEGIN, no
-    COMMIT, nothing per document), counted by the server's
-    pg_stat_statements, at batch 10 and 100, with failures and releases."""
+def test_statements_a_batch_takes_whatever_its_size(postgres_template: Template) -> None:
+    """Counted by the server's pg_stat_statements, with failures and releases
+    at every size: a claim is one autocommit statement (no BEGIN, no COMMIT),
+    a settle one more, and a settle that claims the next batch is one
+    statement up to ONE_STATEMENT_MAX documents, two (in one pipeline) above."""
     server = postgres_template.server()
     server.start(settings={"shared_preload_libraries": "pg_stat_statements"})
     try:
         url = server.create_database()
         dbname = url.rsplit("/", 1)[1]
         with psycopg.connect(server.url(), autocommit=True) as admin:
+
+            def statements() -> int:
+                row = admin.execute(
+                    "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s"
+                    " JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = %s",
+                    (dbname,),
+                ).fetchone()
+                admin.execute(
+                    "SELECT pg_stat_statements_reset(0, oid, 0) FROM pg_database"
+                    " WHERE datname = %s",
+                    (dbname,),
+                )
+                return int(row[0]) if row else 0
+
             admin.execute("CREATE EXTENSION pg_stat_statements")
             source = PostgresSource(url)
             try:
-                source.add(f"doc-{n}" for n in range(200))
-                for batch in (10, 100):
-                    admin.execute(
-                        "SELECT pg_stat_statements_reset(0, oid, 0) FROM pg_database"
-                        " WHERE datname = %s",
-                        (dbname,),
-                    )
+                source.add(f"doc-{n}" for n in range(500))
+                for batch, turn in ((10, 1), (ONE_STATEMENT_MAX, 1), (100, 2)):
+                    statements()
                     docs = source.claim("a", batch, 60)
+                    assert (len(docs), statements()) == (batch, 1)
                     settled = source.settle(
                         "a",
                         [Outcome(d.id, "ok") for d in docs[:-3]],
                         [Failure(docs[-3].id, "boom")],
                         [d.id for d in docs[-2:]],
                         max_attempts=3,
+                        then_claim=NextClaim(batch, 60),
                     )
                     assert (settled.acked, settled.retried, settled.released) == (
                         batch - 3,
                         (docs[-3].id,),
                         2,
                     )
-                    row = admin.execute(
-                        "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s"
-                        " JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = %s",
-                        (dbname,),
-                    ).fetchone()
-                    assert row == (2,), f"batch {batch}: {row} statements"
+                    assert (len(settled.claimed), statements()) == (batch, turn), batch
+                    assert source.settle("a", [], [], [d.id for d in settled.claimed], 3)
+                    assert statements() == 1
             finally:
                 source.close()
     finally:

@@ -23,7 +23,15 @@ from typing import Any
 import pytest
 
 from pulling_agent.plugins import load_source
-from pulling_agent.sources.base import Document, DocumentStatus, Failure, Outcome, Settled, Source
+from pulling_agent.sources.base import (
+    Document,
+    DocumentStatus,
+    Failure,
+    NextClaim,
+    Outcome,
+    Settled,
+    Source,
+)
 
 SHORT_LEASE = 0.2  # seconds; tests wait for it to pass, they never time it
 LONG_LEASE = 300.0
@@ -424,6 +432,45 @@ def test_settle_of_a_large_batch(backend: Backend, source: Source) -> None:
     assert (settled.acked, settled.released) == (1000, 200)
     assert backend.result_rows() == 1000
     assert counts(source) == {"pending": 200, "in_progress": 0, "done": 1000, "failed": 0}
+
+
+def test_settle_claims_the_next_batch_with_the_end_of_this_one(
+    backend: Backend, source: Source
+) -> None:
+    ids = seed(source, 7)
+    docs = source.claim("a", 3, LONG_LEASE)
+    settled = source.settle("a", outcomes(docs), [], [], 3, NextClaim(3, LONG_LEASE))
+    assert settled.acked == 3
+    assert [(d.id, d.payload, d.attempts) for d in settled.claimed] == [
+        (i, f"doc-{n}", 0) for n, i in enumerate(ids[3:6], start=3)
+    ]
+    assert {backend.document(i)["owner"] for i in ids[3:6]} == {"a"}
+    assert counts(source) == {"pending": 1, "in_progress": 3, "done": 3, "failed": 0}
+    # Only a claim (nothing to settle), then the queue runs dry.
+    assert [d.id for d in source.settle("a", [], [], [], 3, NextClaim(5, 60)).claimed] == ids[6:]
+    assert source.settle("a", outcomes(settled.claimed), [], [], 3, NextClaim(5, 60)) == Settled(3)
+    assert source.settle("a", [], [], [], 3, NextClaim(0, 60)) == Settled()
+    with pytest.raises(ValueError, match="lease"):
+        source.settle("a", [], [], [], 3, NextClaim(1, 0))
+
+
+def test_settle_claims_a_large_next_batch(backend: Backend, source: Source) -> None:
+    """Above PostgreSQL's one-statement size (two statements in a pipeline)."""
+    ids = seed(source, 100)
+    docs = source.claim("a", 40, LONG_LEASE)
+    settled = source.settle("a", outcomes(docs), [], [], 3, NextClaim(40, LONG_LEASE))
+    assert settled.acked == 40
+    assert [d.id for d in settled.claimed] == ids[40:80]
+    settled = source.settle(
+        "a", outcomes(settled.claimed[:39]), [Failure(ids[79], "x")], [], 3, NextClaim(40, 60)
+    )
+    assert (settled.acked, settled.retried) == (39, (ids[79],))
+    # The retried document is pending again: claimed at once or later, as
+    # the source's snapshot rules have it; here by this claim or the next.
+    rest = [d.id for d in settled.claimed]
+    rest += [d.id for d in source.claim("a", 40, 60)]
+    assert sorted(rest) == ids[79:]
+    assert backend.result_rows() == 79
 
 
 # ------------------------------------------------------------------ concurrency

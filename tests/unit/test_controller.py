@@ -122,6 +122,23 @@ def test_pause_during_a_batch_waits_for_the_batch_boundary(harness: Harness) -> 
     harness.wait_state(State.PAUSED)
 
 
+def test_a_batch_claimed_ahead_goes_on_only_while_running(harness: Harness) -> None:
+    """The worker holds the next batch (claimed with the last one's end): it
+    may go on while nothing asks otherwise; once a pause is pending it may
+    not, and the agent stays busy (not PAUSED) until it has released that
+    batch and reported the boundary."""
+    assert harness.controller.wait_for_batch()
+    assert harness.controller.continue_batch() is True
+    harness.send(Action.PAUSE)
+    wait_until(lambda: harness.controller.desired is Desired.PAUSED, "desired paused")
+    assert harness.controller.continue_batch() is False
+    time.sleep(0.05)
+    assert harness.controller.state is State.RUNNING  # still busy: nothing released yet
+    harness.controller.batch_finished()
+    harness.wait_state(State.PAUSED)
+    assert harness.controller.continue_batch() is False
+
+
 def test_resume_cancels_a_pending_pause(harness: Harness) -> None:
     assert harness.controller.wait_for_batch()
     harness.send(Action.PAUSE)
