@@ -180,40 +180,49 @@ def bench_paused_cpu(figures: Figures, agent: AgentProcess) -> None:
     )
 
 
-def midbatch_latencies(ws: Workspace, interruptible: bool, rng: random.Random) -> list[float]:
+def midbatch_latencies(
+    ws: Workspace,
+    interruptible: bool,
+    rng: random.Random,
+    *,
+    batch: int = MIDBATCH_BATCH,
+    doc_seconds: float = MIDBATCH_DOC_SECONDS,
+    runs: int = MIDBATCH_RUNS,
+) -> list[float]:
+    """Pause latencies at `runs` points spread evenly over a batch of `batch`
+    slow documents of `doc_seconds` each."""
     mode = "document" if interruptible else "batch"
     url = f"sqlite:///{ws.path(f'midbatch-{mode}-queue') / 'queue.db'}"
-    # Enough documents for every run: a batch takes at most
-    # MIDBATCH_BATCH * MIDBATCH_DOC_SECONDS and a run at most two of them.
-    cli("seed", "--count", "2000", "--source", url)
+    # Enough documents for every run: a run takes at most two batches.
+    cli("seed", "--count", str(max(2000, 3 * batch * runs)), "--source", url)
     agent = ws.agent(
         f"midbatch-{mode}",
         (
             "--processor",
             "slow",
             "--processor-option",
-            f"seconds={MIDBATCH_DOC_SECONDS:g}",
+            f"seconds={doc_seconds:g}",
             "--processor-option",
             f"interruptible={str(interruptible).lower()}",
             "--batch-size",
-            str(MIDBATCH_BATCH),
+            str(batch),
             *DEFAULT_INTERVALS,
         ),
         source=url,
     )
     agent.start("running")
-    batch_seconds = MIDBATCH_BATCH * MIDBATCH_DOC_SECONDS
+    batch_seconds = batch * doc_seconds
     results = []
     with watching(agent) as watcher:
         # Points spread evenly over the batch that starts at each resume, in
-        # random order (a document's remainder then covers 0-0.2 s evenly too).
-        offsets = [(i + 0.5) * batch_seconds / MIDBATCH_RUNS for i in range(MIDBATCH_RUNS)]
+        # random order (a document's remainder then covers a document evenly too).
+        offsets = [(i + 0.5) * batch_seconds / runs for i in range(runs)]
         rng.shuffle(offsets)
         for offset in offsets:
             time.sleep(offset)
             start = time.perf_counter()
             os.kill(agent.pid, signal.SIGUSR1)
-            results.append(watcher.wait("paused", timeout=batch_seconds * 10) - start)
+            results.append(watcher.wait("paused", timeout=batch_seconds * 10 + 10) - start)
             os.kill(agent.pid, signal.SIGUSR2)
             watcher.wait("running")
     agent.stop()

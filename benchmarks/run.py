@@ -31,6 +31,7 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:  # for `tests.agentproc` and `tests.postgres_server`
     sys.path.insert(1, str(ROOT))
 
+import batch_size  # noqa: E402
 import drain  # noqa: E402
 import latency  # noqa: E402
 import throughput  # noqa: E402
@@ -53,6 +54,7 @@ class Group:
     figures: tuple[str, ...]
     run: Callable[[Context], None]
     tags: tuple[str, ...] = ()  # other names `--only` selects it by
+    default: bool = True  # run without --only
 
 
 def run_signal_and_cpu(ctx: Context) -> None:
@@ -122,6 +124,12 @@ GROUPS = (
         tags=("drain",),
     ),
     Group(
+        "batchsize",
+        batch_size.FIGURES,
+        lambda ctx: batch_size.bench_batch_size(ctx.figures, ctx.ws, ctx.rng),
+        default=False,
+    ),
+    Group(
         "configmap",
         ("pause_latency_configmap_p50_ms", "pause_latency_configmap_p99_ms"),
         run_configmap,
@@ -132,7 +140,7 @@ GROUPS = (
 def select(only: list[str]) -> list[Group]:
     """Groups named by `--only` (a group name, or any figure name of it)."""
     if not only:
-        return list(GROUPS)
+        return [group for group in GROUPS if group.default]
     return [
         group
         for group in GROUPS
@@ -153,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="NAME",
         help="a group (signal, file, midbatch, throughput, postgres, configmap; drain = "
-        "throughput and postgres) or a figure name; repeatable",
+        "throughput and postgres; batchsize, not in the default run) or a figure name; "
+        "repeatable",
     )
     parser.add_argument("--list", action="store_true", help="list the groups and figures")
     parser.add_argument("--keep", action="store_true", help="keep the agents' directories")
@@ -162,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for group in GROUPS:
             tags = f" (also {', '.join(group.tags)})" if group.tags else ""
+            tags += "" if group.default else " (only with --only)"
             print(f"{group.name}{tags}: {', '.join(group.figures)}")
         return 0
     if unknown := unknown_names(args.only):

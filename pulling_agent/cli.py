@@ -96,7 +96,7 @@ def main() -> None:
     metavar="KEY=VALUE",
     help="Option passed to the processor (repeatable).",
 )
-@option("--batch-size", type=click.IntRange(1, 10_000), default=10, show_default=True)
+@option("--batch-size", type=click.IntRange(1, 10_000), default=25, show_default=True)
 @option(
     "--lease-seconds",
     type=click.FloatRange(1, 86_400),

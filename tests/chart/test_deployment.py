@@ -21,7 +21,7 @@ def test_agent_settings_reach_the_environment(default_render: Rendered) -> None:
     assert {k: v for k, v in env.items() if isinstance(v, str)} == {
         "PULLING_AGENT_SOURCE": "sqlite:////data/agent.db",
         "PULLING_AGENT_PROCESSOR": "digest",
-        "PULLING_AGENT_BATCH_SIZE": "10",
+        "PULLING_AGENT_BATCH_SIZE": "25",
         "PULLING_AGENT_LEASE_SECONDS": "300",
         "PULLING_AGENT_POLL_INTERVAL": "2",
         "PULLING_AGENT_HEARTBEAT_INTERVAL": "5",
