@@ -58,6 +58,11 @@ class Series:
         return statistics.median(1000 * getattr(r, attr) / r.documents for r in self.runs)
 
     @property
+    def cpu_per_1k(self) -> float:
+        """Workers' and server's CPU-seconds per 1,000 documents (medians)."""
+        return self.per_1k("worker_cpu") + self.per_1k("server_cpu")
+
+    @property
     def statements_per_doc(self) -> float:
         return statistics.median(r.statements / r.documents for r in self.runs)
 

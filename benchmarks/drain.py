@@ -219,8 +219,13 @@ def emit(figures: Figures, series: dict[Key, Series], version: str) -> None:
                 f"PostgreSQL {version} ({pass_name} pass), noop, {len(s.runs)} interleaved runs: "
                 f"median (value) and best {s.best:.0f} docs/s; baseline: the raw-SQL loop's "
                 f"median at the same workers and batch; cpu per 1,000 documents: workers "
-                f"{s.per_1k('worker_cpu'):.3f} s, server {s.per_1k('server_cpu'):.3f} s; "
-                f"statements per document {s.statements_per_doc:.3f}"
+                f"{s.per_1k('worker_cpu'):.3f} s, server {s.per_1k('server_cpu'):.3f} s"
+                + (
+                    f" (documents per CPU-second, workers and server: {cpu:.2f} of raw's)"
+                    if raw and (cpu := raw.cpu_per_1k / s.cpu_per_1k)
+                    else ""
+                )
+                + f"; statements per document {s.statements_per_doc:.3f}"
             ),
             digits=0,
         )
@@ -244,18 +249,19 @@ def table(series: dict[Key, Series]) -> str:
     """The side-by-side table (markdown), for stderr and the README."""
     lines = [
         "| pass | workers | batch | contender | docs/s median | best | ratio to raw "
-        "| worker CPU-s/1k | server CPU-s/1k | statements/doc | load |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| worker CPU-s/1k | server CPU-s/1k | CPU ratio to raw | statements/doc | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (pass_name, name, workers, batch), s in sorted(
         series.items(), key=lambda kv: (kv[0][0] != "fast", kv[0][2], kv[0][3], kv[0][1])
     ):
         raw = series.get((pass_name, "raw", workers, batch))
         ratio = f"{s.median / raw.median:.2f}" if raw else "-"
+        cpu_ratio = f"{raw.cpu_per_1k / s.cpu_per_1k:.2f}" if raw else "-"
         lines.append(
             f"| {pass_name} | {workers} | {batch if name != 'procrastinate' else '-'} | {name} "
             f"| {s.median:.0f} | {s.best:.0f} | {ratio} | {s.per_1k('worker_cpu'):.3f} "
-            f"| {s.per_1k('server_cpu'):.3f} | {s.statements_per_doc:.3f} "
+            f"| {s.per_1k('server_cpu'):.3f} | {cpu_ratio} | {s.statements_per_doc:.3f} "
             f"| {statistics.median(r.load for r in s.runs):.2f} |"
         )
     return "\n".join(lines)

@@ -24,7 +24,10 @@ Design notes:
   the documents still `in_progress` and owned by the caller become `done`
   and their results are inserted, the failed attempts are counted (parked
   as `failed` at the limit) and the untouched rest is released, each a
-  data-modifying CTE over arrays. `ack`, `fail` and `release` are that
+  data-modifying CTE over arrays. When the worker asks for it, the same
+  statement claims the next batch (up to ONE_STATEMENT_MAX documents; above
+  it, a second statement sent in the same pipeline and transaction): one
+  round trip and one commit a batch. `ack`, `fail` and `release` are that
   statement with one part. The ownership rule is the SQLite source's (see
   its docstring): an expired lease makes a document claimable; once another
   agent claims it, the old owner's ack, fail or release is refused. Results

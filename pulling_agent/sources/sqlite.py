@@ -15,7 +15,8 @@ Design notes:
 - The end of a batch (`settle`) is one transaction whatever the batch size:
   two statements store the results and mark the documents done (a `VALUES`
   list of the outcomes, not a statement per document), then the failed
-  attempts and the release of the untouched rest.
+  attempts, the release of the untouched rest and, when the worker asks for
+  it, the claim of the next batch: the pages both write are written once.
 - WAL journal: readers (`stats`, the backlog gauge) never block the writer.
 - `synchronous=NORMAL`: in WAL mode this is still crash-safe for the process
   (a `kill -9` loses nothing committed) and never corrupts the file; only a
