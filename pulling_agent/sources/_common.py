@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pulling_agent.sources.base import (
     BatchEnd,
+    Document,
     DocumentStatus,
     Failure,
     NextClaim,
@@ -49,6 +50,13 @@ def full_counts(rows: Iterable[tuple[str, int]]) -> dict[DocumentStatus, int]:
         except ValueError as exc:
             raise SourceError(f"unknown document status {status!r} in the queue") from exc
     return counts
+
+
+def documents(rows: list[Any]) -> list[Document]:
+    """Claimed rows (id, payload, attempts) as documents, in id order (an
+    UPDATE ... RETURNING has no order)."""
+    rows.sort()  # by id, which is unique: the rest of a row is never compared
+    return [Document(*row) for row in rows]
 
 
 class SettlingSource(Source):

@@ -57,6 +57,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from pulling_agent.sources._common import (
     SettlingSource,
     clip_error,
+    documents,
     full_counts,
 )
 from pulling_agent.sources.base import (
@@ -235,12 +236,6 @@ WHERE status = 'pending' OR (status = 'in_progress' AND lease_expires_at < now()
 
 # Connection defaults a URL may override.
 _DEFAULTS = {"connect_timeout": "5", "application_name": "pulling-agent"}
-
-
-def _documents(rows: list[Any]) -> list[Document]:
-    """Claimed rows as documents, in id order (RETURNING has no order)."""
-    rows.sort()  # by id, which is unique: the rest of a row is never compared
-    return [Document(*row) for row in rows]
 
 
 def _one_line(exc: BaseException) -> str:
@@ -437,7 +432,7 @@ class PostgresSource(SettlingSource):
         sql = _batch_sql(False, False, False, limit)
         with self._connection("claim") as conn:
             rows = conn.execute(sql, {"owner": owner, "lease": float(lease_seconds)}).fetchall()
-        return _documents(rows)
+        return documents(rows)
 
     def _settle(
         self, owner: str, end: BatchEnd, max_attempts: int, then_claim: NextClaim | None
@@ -470,11 +465,11 @@ class PostgresSource(SettlingSource):
                     settling = conn.execute(_batch_sql(*parts, 0), params)
                     claiming = conn.execute(_batch_sql(False, False, False, limit), params)
                 rows = settling.fetchall()
-                claimed = _documents(claiming.fetchall())
+                claimed = documents(claiming.fetchall())
             else:
                 rows = conn.execute(_batch_sql(*parts, limit), params).fetchall()
                 if limit:  # the figures' row has no id
-                    claimed = _documents([row[:3] for row in rows if row[0] is not None])
+                    claimed = documents([row[:3] for row in rows if row[0] is not None])
                     rows = [row[3:] for row in rows if row[0] is None]
         acked, parked, retried, released = rows[0]
         return Settled(

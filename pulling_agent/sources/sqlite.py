@@ -50,6 +50,7 @@ from pulling_agent.sources._common import (
     SettlingSource,
     chunks,
     clip_error,
+    documents,
     full_counts,
 )
 from pulling_agent.sources.base import (
@@ -326,8 +327,7 @@ class SQLiteSource(SettlingSource):
                     f"SELECT id, payload, attempts FROM documents WHERE id IN ({marks})",
                     tuple(part),
                 ).fetchall()
-        rows.sort(key=lambda row: int(row[0]))
-        return [Document(id=row[0], payload=row[1], attempts=row[2]) for row in rows]
+        return documents(rows)
 
     def _settle(
         self, owner: str, end: BatchEnd, max_attempts: int, then_claim: NextClaim | None
