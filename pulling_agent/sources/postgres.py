@@ -171,7 +171,9 @@ _PARTS = {
     # time); with a literal one the prepared plan is kept. After a settle,
     # expired leases of the caller's own are not taken: they are the batch
     # this statement settles (an agent holds one batch at a time; all CTEs see
-    # one snapshot, and a row must not be updated twice in one statement).
+    # one snapshot, and a row must not be updated twice in one statement). A
+    # batch whose claim answer was lost is taken back by another agent or by
+    # this one's next plain `claim` (the first after it found nothing to do).
     "claimed": """
     picked AS (
         SELECT id FROM pulling_agent.documents
