@@ -14,7 +14,6 @@ PYTEST_ARGS ?=
 NAMESPACE ?= default
 RELEASE ?= pulling-agent
 REASON ?=
-IMAGE ?= pulling-agent:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
 .PHONY: help
 help: ## List the targets
@@ -34,11 +33,11 @@ run: install ## Run the agent on sqlite:///pulling-agent.db, seeded with demo do
 	$(BIN)/pulling-agent run --seed 1000 --log-format text
 
 .PHONY: tools
-tools: ## Build pinned helm, ct, helm-docs, kind, kubectl, kube-apiserver, kube-controller-manager, etcd into ./bin
+tools: ## Build pinned helm, ct, helm-docs, kind, kubectl and the Kubernetes components (control plane, kubelet, kube-scheduler, kube-proxy), etcd into ./bin
 	tools/build-tools.sh
 
 .PHONY: system-deps
-system-deps: ## Install the Debian packages the tests use (PostgreSQL, openssl), when root
+system-deps: ## Install the Debian packages the tests use (PostgreSQL, openssl, containerd, runc, CNI plugins, docker.io, debootstrap), when root
 	tools/system-deps.sh
 
 .PHONY: lint
@@ -86,8 +85,16 @@ bench: install tools ## Print the performance figures, one JSON object a line
 	$(BIN)/python benchmarks/run.py
 
 .PHONY: image
-image: ## Build the agent image (needs a Docker engine)
-	docker build -t $(IMAGE) .
+image: ## Build the agent image with no registry (a local debootstrap base where the public one cannot be pulled)
+	tools/build-image.sh
+
+.PHONY: cluster-up
+cluster-up: install system-deps tools ## Start a one-node Kubernetes cluster here (root) with the agent image loaded; prints the KUBECONFIG line
+	$(BIN)/python -m tests.e2e.providers up
+
+.PHONY: cluster-down
+cluster-down: install ## Stop the cluster-up cluster and remove its mounts, iptables chains, bridge and cgroups
+	$(BIN)/python -m tests.e2e.providers down
 
 .PHONY: k8s-pause
 k8s-pause: ## Pause every replica (ConfigMap + signals, verified); NAMESPACE, REASON
