@@ -276,11 +276,17 @@ control() {
     printf 'Waiting for agent to %s..' "$action"
     local deadline=$((SECONDS + TIMEOUT)) state
     local -A last=()
-    local pending=("${PODS[@]}")
+    local pending=("${PODS[@]}") gone=()
     while :; do
         local still=()
         for pod in "${pending[@]}"; do
             if state=$(pod_state "$pod") && [[ "$state" == "$expected" ]]; then
+                continue
+            fi
+            # A pod deleted meanwhile (a rollout, a scale-down) has nothing left to verify.
+            if [[ "$state" == *NotFound* || "$state" == *"not found"* ]] &&
+                ! kn get pod "$pod" -o name >/dev/null 2>&1; then
+                gone+=("$pod")
                 continue
             fi
             last[$pod]=$state
@@ -292,8 +298,12 @@ control() {
         sleep 1
     done
     printf '\n'
+    local verified=$((${#PODS[@]} - ${#gone[@]}))
+    if [[ ${#gone[@]} -gt 0 ]]; then
+        say "Pods deleted while waiting (not verified): ${gone[*]}"
+    fi
     if [[ ${#pending[@]} -eq 0 ]]; then
-        ok "Agent successfully $done_word (${#PODS[@]} of ${#PODS[@]} pods)"
+        ok "Agent successfully $done_word ($verified of $verified pods)"
         return 0
     fi
     for pod in "${pending[@]}"; do

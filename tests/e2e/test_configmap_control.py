@@ -31,7 +31,7 @@ from tests.agentproc import AgentProcess, cli, write_kubelet_style
 from tests.conftest import AgentFactory
 from tests.e2e.conftest import MakeNamespace, ServiceAccountAccessFactory
 from tests.e2e.providers import Cluster, ControlPlane, wait_until
-from tests.e2e.test_chart_api import Release
+from tests.e2e.release import Release
 
 GUIDE = (
     "kubectl create configmap agent-control --from-literal=state={} "
@@ -254,8 +254,8 @@ class Relay:
     """A TCP relay from a local port to the API server: close() cuts the agent
     off the API (while everyone else still reaches it), open() reconnects."""
 
-    def __init__(self, target_port: int) -> None:
-        self.target = ("127.0.0.1", target_port)
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = int(probe.getsockname()[1])
@@ -322,7 +322,7 @@ def test_a_change_made_while_the_agent_could_not_reach_the_api_is_applied_after(
     comes back: the re-list after reconnecting brings the change."""
     access = service_account_access(release.namespace, AGENT_ACCOUNT, create=False)
     control = service_account_access(release.namespace, CONTROL_ACCOUNT, create=False)
-    relay = Relay(controlplane.apiserver_port)
+    relay = Relay(controlplane.host, controlplane.apiserver_port)
     doc = yaml.safe_load(access.kubeconfig.read_text())
     doc["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{relay.port}"
     relayed = tmp_path / "agent-through-relay.kubeconfig"

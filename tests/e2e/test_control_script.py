@@ -1,9 +1,9 @@
 """control/control-agent.sh against a real cluster, run with bash and ./bin/kubectl.
 
-On the controlplane provider the chart's pods exist but never run (no
-kubelet): the script must still set the ConfigMap, say for each pod that it
-cannot exec into it, and exit with its verification-failed code (3). On kind,
-two replicas are each signalled and each verified, and `status` shows both.
+A pod that never runs (no kubelet on controlplane; elsewhere a nodeSelector that matches no
+node) cannot be exec'ed into: the script must still set the ConfigMap, say for each pod that
+it cannot exec into it, and exit with its verification-failed code (3). Where pods run, two
+replicas are each signalled and each verified, and `status` shows both.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from kubernetes import client
 from tests.e2e.conftest import MakeNamespace, ServiceAccountAccessFactory
 from tests.e2e.providers import Cluster, wait_until
 from tests.e2e.providers.base import BIN_DIR, REPO_ROOT
-from tests.e2e.test_chart_api import Release
+from tests.e2e.release import Release
 
 SCRIPT = REPO_ROOT / "control" / "control-agent.sh"
 AGENT_PODS = "app.kubernetes.io/instance=pulling-agent,app.kubernetes.io/component=agent"
@@ -53,12 +53,12 @@ def release(cluster: Cluster, make_namespace: MakeNamespace, tmp_path: Path) -> 
     r.close()
 
 
-def test_pause_on_the_controlplane_sets_the_configmap_and_reports_no_exec(
-    release: Release, cluster: Cluster
+def test_pause_sets_the_configmap_and_reports_pods_it_cannot_exec_into(
+    release: Release,
 ) -> None:
-    if cluster.runs_pods:
-        pytest.skip("this provider runs pods: exec works there (see the kind test)")
-    release.install()
+    """A pod that never runs (on any provider: its nodeSelector matches no node) cannot be
+    signalled or read: the script still sets the ConfigMap, names the pod, exits 3."""
+    release.install("--set-string", "nodeSelector.pulling-agent-e2e/nowhere=true")
     pods = wait_until(lambda: agent_pods(release), timeout=WAIT, what="the chart's agent pod")
 
     proc = script(
