@@ -39,10 +39,10 @@ import pytest
 import yaml
 from kubernetes import client
 
+from testkit.clusters import Cluster, wait_until
+from testkit.clusters.base import BIN_DIR, REPO_ROOT, run_command
 from tests.conftest import AgentFactory
 from tests.e2e.access import ServiceAccountAccess
-from tests.e2e.providers import Cluster, wait_until
-from tests.e2e.providers.base import BIN_DIR, REPO_ROOT, run_command
 
 pytestmark = pytest.mark.e2e
 

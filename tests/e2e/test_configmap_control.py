@@ -1,6 +1,6 @@
 """The ConfigMap watch and `pulling-agent ctl` through a real API server.
 
-The agent runs as a local process (tests.agentproc) whose kubeconfig carries
+The agent runs as a local process (testkit.agentproc) whose kubeconfig carries
 a TokenRequest token of the chart's own agent ServiceAccount, in a namespace
 where the chart is installed: RBAC is exactly the chart's Role (get, list,
 watch on `agent-control` only). `ctl` runs with the control Jobs' account.
@@ -27,10 +27,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.agentproc import AgentProcess, cli, write_kubelet_style
+from testkit.agentproc import AgentProcess, cli, write_kubelet_style
+from testkit.clusters import Cluster, ControlPlane, wait_until
 from tests.conftest import AgentFactory
 from tests.e2e.conftest import MakeNamespace, ServiceAccountAccessFactory
-from tests.e2e.providers import Cluster, ControlPlane, wait_until
 from tests.e2e.test_chart_api import Release
 
 GUIDE = (

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.agentproc import AgentProcess, cli, write_kubelet_style
+from testkit.agentproc import AgentProcess, cli, write_kubelet_style
 from tests.conftest import AgentFactory
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pulling_agent.ctl import ctl
-from tests.agentproc import cli
+from testkit.agentproc import cli
 from tests.unit.test_configmap_channel import write_kubeconfig
 
 

@@ -11,7 +11,7 @@ import pytest
 from pulling_agent.channels.control_file import ControlFileChannel
 from pulling_agent.channels.observed import ControlRequest, ObservedDesiredState
 from pulling_agent.commands import Action, Command, CommandQueue
-from tests.agentproc import write_kubelet_style
+from testkit.agentproc import write_kubelet_style
 
 
 class Errors:

@@ -1,4 +1,6 @@
-"""Cluster providers for tests/e2e; the fixtures built on them are in tests/e2e/conftest.py.
+"""Kubernetes cluster providers for tests/e2e and the benchmarks.
+
+The e2e fixtures built on them are in tests/e2e/conftest.py.
 
 `choose()` picks one from PULLING_AGENT_CLUSTER=controlplane|kind|existing, or by default:
 kind when kind and a working Docker engine exist, else controlplane when `make tools` has built
