@@ -16,10 +16,10 @@ from typing import Any
 import click
 
 from pulling_agent import __version__
-from pulling_agent.cli_options import option
+from pulling_agent.cli.ctl import ctl
+from pulling_agent.cli.local import LocalControlError, control_local_agent, local_status
+from pulling_agent.cli.options import option
 from pulling_agent.commands import Action
-from pulling_agent.ctl import ctl
-from pulling_agent.local_control import LocalControlError, control_local_agent, local_status
 from pulling_agent.logs import setup_logging
 from pulling_agent.plugins import PluginError, load_source
 from pulling_agent.runtime import AgentConfig, redact_url, run_agent

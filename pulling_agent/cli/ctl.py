@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pulling_agent.cli_options import option
+from pulling_agent.cli.options import option
 from pulling_agent.commands import Action
 from pulling_agent.control_words import one_line
 
