@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pulling_agent.kube.errors import CONFIG, KubeError, translate
+from pulling_agent.text import one_line
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 DEFAULT_KUBECONFIG = "~/.kube/config"
@@ -106,7 +107,7 @@ def connect(kubeconfig: str = "", context: str = "", *, retries: int = 0) -> Kub
     except OSError as exc:
         raise translate(exc, "") from None
     except Exception as exc:  # ConfigException, YAML errors, a failing exec plugin
-        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+        detail = one_line(str(exc), 200) or type(exc).__name__
         message = f"cannot load the Kubernetes configuration {source}: {detail}"
         raise KubeError(CONFIG, message) from None
     configuration.retries = retries

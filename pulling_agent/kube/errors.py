@@ -14,6 +14,8 @@ import json
 import re
 from typing import Any
 
+from pulling_agent.text import one_line
+
 NOT_FOUND = "not_found"
 FORBIDDEN = "forbidden"
 UNAUTHORIZED = "unauthorized"
@@ -46,7 +48,7 @@ def _status_message(body: Any) -> str:
     try:
         data = json.loads(body)
     except ValueError:
-        return " ".join(body.split())[:200]
+        return one_line(body, 200)
     message = data.get("message", "") if isinstance(data, dict) else ""
     return str(message)
 
