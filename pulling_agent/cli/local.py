@@ -9,27 +9,43 @@ it takes effect at once, and wait until the liveness file shows the state.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-import signal
+import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pulling_agent.commands import Action
-from pulling_agent.control_words import one_line
-from pulling_agent.health import (
-    READINESS,
-    HealthFileError,
-    LivenessRecord,
-    read_liveness,
-    write_atomically,
-)
+import click
 
-SIGNAL_FOR = {Action.PAUSE: signal.SIGUSR1, Action.RESUME: signal.SIGUSR2}
-STATE_WORD = {Action.PAUSE: "pause", Action.RESUME: "running"}
-EXPECTED_STATE = {Action.PAUSE: "paused", Action.RESUME: "running"}
+from pulling_agent.atomic_write import write_atomically
+from pulling_agent.cli.options import (
+    by_option,
+    control_dir_option,
+    health_dir_option,
+    option,
+    output_option,
+    reason_option,
+)
+from pulling_agent.commands import Action
+from pulling_agent.health import (
+    COUNTER_KEYS,
+    READINESS,
+    TEXT_KEYS,
+    HealthFileError,
+    read_liveness,
+)
+from pulling_agent.state import State
+from pulling_agent.text import one_line
+from pulling_agent.timestamps import request_stamp, utc_now
+from pulling_agent.vocabulary import (
+    REASON_KEY,
+    REQUESTED_AT_KEY,
+    REQUESTED_BY_KEY,
+    STATE_KEY,
+    VERBS,
+)
 
 
 class LocalControlError(Exception):
@@ -58,11 +74,14 @@ class ControlResult:
 
 def write_control_dir(control_dir: Path, action: Action, reason: str, by: str) -> None:
     control_dir.mkdir(parents=True, exist_ok=True)
-    now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     # Metadata first: the state file is what the agent reacts to.
-    for key, value in (("reason", reason), ("requested-by", by), ("requested-at", now)):
+    for key, value in (
+        (REASON_KEY, reason),
+        (REQUESTED_BY_KEY, by),
+        (REQUESTED_AT_KEY, request_stamp()),
+    ):
         write_atomically(control_dir / key, value + "\n")
-    write_atomically(control_dir / "state", STATE_WORD[action] + "\n")
+    write_atomically(control_dir / STATE_KEY, VERBS[action].word + "\n")
 
 
 def agent_pid(health_dir: Path) -> int | None:
@@ -83,6 +102,7 @@ def control_local_agent(
     by: str,
     timeout: float,
 ) -> ControlResult:
+    verb = VERBS[action]
     file_error = ""
     try:
         write_control_dir(control_dir, action, reason, by)
@@ -93,8 +113,8 @@ def control_local_agent(
         if file_error:
             raise LocalControlError(f"{file_error}, and no running agent found in {health_dir}")
         return ControlResult(True, "", None, "")
-    os.kill(pid, SIGNAL_FOR[action])
-    expected = EXPECTED_STATE[action]
+    os.kill(pid, verb.signal)
+    expected = verb.state.value
     deadline = time.monotonic() + timeout
     state = ""
     # Done when the state is reached and, if we wrote a reason, it shows (the
@@ -120,24 +140,24 @@ def control_local_agent(
 def local_status(health_dir: Path, stale_after: float) -> dict[str, Any]:
     """The local agent's state, health and counters, from its health files."""
     try:
-        record: LivenessRecord | None = read_liveness(health_dir)
+        record = read_liveness(health_dir)
     except HealthFileError as exc:
         return {"state": "UNHEALTHY", "problem": str(exc), "health_dir": str(health_dir)}
-    assert record is not None
     age = (
-        (datetime.now(UTC) - record.written_at).total_seconds()
+        (utc_now() - record.written_at).total_seconds()
         if record.written_at and record.written_at.tzinfo
         else None
     )
     pid = record.get_int("pid")
     alive = pid_alive(pid)
+    stopped = record.state == State.STOPPED.value
     problem = ""
-    if record.state != "stopped" and not alive:
+    if not stopped and not alive:
         problem = f"agent process {pid} is not running"
     elif age is None or age > stale_after:
         problem = f"liveness file is stale ({age:.0f}s old)" if age else "liveness file undated"
     state = record.state.upper()
-    if problem and record.state != "stopped":
+    if problem and not stopped:
         state = "UNHEALTHY"
     return {
         "state": state,
@@ -148,20 +168,108 @@ def local_status(health_dir: Path, stale_after: float) -> dict[str, Any]:
         "pid": pid,
         "pid_alive": alive,
         "problem": problem,
-        "batches": record.get_int("batches"),
-        "documents": record.get_int("documents"),
-        "errors": record.get_int("errors"),
-        **{
-            key: record.fields.get(key, "")
-            for key in (
-                "desired_state",
-                "declared_state",
-                "paused_since",
-                "reason",
-                "requested_by",
-                "requested_at",
-                "command_source",
-                "error",
-            )
-        },
+        **{key: record.get_int(key) for key in COUNTER_KEYS},
+        **{key: record.fields.get(key, "") for key in TEXT_KEYS},
     }
+
+
+# ------------------------------------------------------------------ commands
+def _control(
+    action: Action, control_dir: Path, health_dir: Path, reason: str, by: str, timeout: float
+) -> None:
+    verb = VERBS[action]
+    click.echo(f"{verb.doing} agent...")
+    try:
+        result = control_local_agent(
+            action,
+            control_dir=control_dir,
+            health_dir=health_dir,
+            reason=reason,
+            by=by,
+            timeout=timeout,
+        )
+    except LocalControlError as exc:
+        raise click.ClickException(str(exc)) from None
+    if result.file_written:
+        click.echo(f"Control file {control_dir / STATE_KEY} updated")
+    else:
+        click.echo(
+            f"Warning: {result.file_error}; the request will not survive a restart", err=True
+        )
+    if result.signalled_pid is None:
+        click.echo(
+            f"No running agent found in {health_dir}; it will read the control file when it starts"
+        )
+        return
+    click.echo(f"{verb.signal.name} signal sent to pid {result.signalled_pid}")
+    click.echo(f"✓ Agent successfully {verb.done}")
+
+
+def control_command(action: Action) -> click.Command:
+    verb = VERBS[action]
+
+    @reason_option
+    @by_option
+    @option(
+        "--timeout",
+        type=click.FloatRange(0, 3600),
+        default=30.0,
+        show_default=True,
+        help="Seconds to wait for the agent to reach the state.",
+    )
+    @control_dir_option
+    @health_dir_option
+    def command(reason: str, by: str, timeout: float, control_dir: Path, health_dir: Path) -> None:
+        _control(action, control_dir, health_dir, reason, by, timeout)
+
+    command.__doc__ = f"{verb.word.capitalize()} the agent running on this host."
+    return click.command(verb.word)(command)
+
+
+pause = control_command(Action.PAUSE)
+resume = control_command(Action.RESUME)
+
+
+@click.command()
+@health_dir_option
+@output_option
+@option(
+    "--stale-after",
+    type=click.FloatRange(0),
+    default=60.0,
+    show_default=True,
+    help="A liveness file older than this means UNHEALTHY.",
+)
+def status(health_dir: Path, output: str, stale_after: float) -> None:
+    """The local agent's state and counters, from its health files."""
+    data = local_status(health_dir, stale_after)
+    if output == "json":
+        click.echo(json.dumps(data))
+    else:
+        click.echo(f"State:        {data['state']}")
+        if data.get("problem"):
+            click.echo(f"Problem:      {data['problem']}")
+        for label, key in (
+            ("Desired", "desired_state"),
+            ("Declared", "declared_state"),
+            ("Ready", "ready"),
+            ("Paused since", "paused_since"),
+            ("Reason", "reason"),
+            ("Requested by", "requested_by"),
+            ("Requested at", "requested_at"),
+            ("Channel", "channel"),
+            ("Source error", "error"),
+            ("Updated", "updated"),
+            ("PID", "pid"),
+        ):
+            value = data.get(key)
+            if isinstance(value, bool):
+                value = "yes" if value else "no"
+            if value not in (None, ""):
+                click.echo(f"{label + ':':<14}{value}")
+        if "batches" in data:
+            click.echo(
+                f"batches={data['batches']} documents={data['documents']} errors={data['errors']}"
+            )
+    if data["state"] == "UNHEALTHY":
+        sys.exit(1)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pulling_agent.channels.control_file import ControlFileChannel
-from pulling_agent.channels.observed import ControlRequest, ObservedDesiredState
+from pulling_agent.channels.observed import ControlRequest, ObservedRequest
 from pulling_agent.commands import Action, Command, CommandQueue
 from testkit.agentproc import write_kubelet_style
 
@@ -24,8 +24,8 @@ class Errors:
 
 def make(
     directory: Path, **kw: object
-) -> tuple[ControlFileChannel, CommandQueue, Errors, ObservedDesiredState]:
-    queue, errors, observed = CommandQueue(), Errors(), ObservedDesiredState()
+) -> tuple[ControlFileChannel, CommandQueue, Errors, ObservedRequest]:
+    queue, errors, observed = CommandQueue(), Errors(), ObservedRequest()
     channel = ControlFileChannel(directory, queue, observed, on_error=errors, **kw)  # type: ignore[arg-type]
     return channel, queue, errors, observed
 
@@ -44,7 +44,7 @@ def test_word_becomes_a_command_once(tmp_path: Path) -> None:
     channel, _, errors, _ = make(tmp_path)
     (tmp_path / "state").write_text("PAUSE\n")
     command = channel.read_command()
-    assert command is not None and command.action is Action.PAUSE and command.source == "file"
+    assert command is not None and command.action is Action.PAUSE and command.channel == "file"
     assert channel.read_command() is None  # unchanged content
     (tmp_path / "state").write_text("pause")  # new content, same word: already observed
     assert channel.read_command() is None
@@ -64,6 +64,22 @@ def test_metadata_keys_travel_with_the_command(tmp_path: Path) -> None:
     assert command is not None
     assert (command.reason, command.requested_by) == ("database backup", "ops-team")
     assert command.requested_at.isoformat() == "2026-11-28T02:00:00+00:00"
+
+
+def test_detected_log_line_carries_channel_reason_and_requester(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    channel, *_ = make(tmp_path)
+    (tmp_path / "reason").write_text("database backup\n")
+    (tmp_path / "requested-by").write_text("ops-team")
+    (tmp_path / "state").write_text("pause")
+    caplog.set_level("INFO")
+    assert channel.read_command() is not None
+    (record,) = [
+        r for r in caplog.records if r.getMessage() == "Control file command detected: pause"
+    ]
+    fields = (record.channel, record.reason, record.requested_by)  # type: ignore[attr-defined]
+    assert fields == ("file", "database backup", "ops-team")
 
 
 @pytest.mark.parametrize(
