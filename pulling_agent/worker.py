@@ -264,7 +264,7 @@ class Worker:
 
         retrying = Retrying(
             retry=retry_if_exception_type(SourceError),
-            wait=wait_exponential_jitter(initial=0.5, max=self._max_backoff),
+            wait=wait_exponential_jitter(multiplier=0.5, max=self._max_backoff),
             stop=lambda _state: not keep_trying(),
             sleep=self._gate.idle,
             before_sleep=report,

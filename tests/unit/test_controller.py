@@ -44,7 +44,12 @@ def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10) ->
 
 
 class Harness:
-    def __init__(self, initial: Command | None = None, grace: float = 30.0) -> None:
+    def __init__(
+        self,
+        initial: Command | None = None,
+        grace: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.queue = CommandQueue()
         self.recorder = Recorder()
         self.aborted = threading.Event()
@@ -55,6 +60,7 @@ class Harness:
             heartbeat_interval=0.05,
             stop_grace_seconds=grace,
             on_abort=self.aborted.set,
+            clock=clock,
         )
         self.controller.start(initial)
         self.exit_code: int | None = None
@@ -219,10 +225,15 @@ def test_stop_during_batch_finishes_it_within_grace() -> None:
 
 
 def test_grace_deadline_releases_the_batch_in_flight() -> None:
-    h = Harness(grace=0.2)
+    now = [1000.0]
+    h = Harness(grace=10.0, clock=lambda: now[0])  # the grace period passes on this clock
     try:
         assert h.controller.wait_for_batch()
         h.send(Action.STOP)
+        h.wait_state(State.STOPPING)
+        now[0] += 9.0
+        assert h.controller.may_finish_batch() is True  # within the grace period
+        now[0] += 2.0
         wait_until(h.aborted.is_set, "abort after the grace period")
         h.wait_state(State.STOPPED)
         assert h.controller.may_start_document(interruptible=False) is False
