@@ -42,10 +42,11 @@ system-deps: ## Install the Debian packages the tests use (PostgreSQL, openssl),
 	tools/system-deps.sh
 
 .PHONY: lint
-lint: install ## ruff, mypy --strict, shellcheck, helm lint, ct lint
+lint: install ## ruff, mypy --strict, import layers (import-linter), shellcheck, helm lint, ct lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/shellcheck control/*.sh tools/*.sh .ci/run
 	@[ -x bin/helm ] && [ -x bin/ct ] || { echo "lint: bin/helm or bin/ct missing, run 'make tools'" >&2; exit 1; }
 	$(MAKE) --no-print-directory lint-chart
@@ -106,4 +107,4 @@ k8s-control-status: k8s-status ## Alias used by the original agent's docs
 
 .PHONY: clean
 clean: ## Remove build and test leftovers (not the tool cache)
-	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache pulling-agent.db*
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .import_linter_cache pulling-agent.db*
