@@ -38,7 +38,7 @@ from pulling_agent.health import (
 )
 from pulling_agent.state import State
 from pulling_agent.text import one_line
-from pulling_agent.timestamps import request_stamp, utc_now
+from pulling_agent.timestamps import precise, request_stamp, utc_now
 from pulling_agent.vocabulary import (
     REASON_KEY,
     REQUESTED_AT_KEY,
@@ -163,7 +163,7 @@ def local_status(health_dir: Path, stale_after: float) -> dict[str, Any]:
         "state": state,
         "reported_state": record.state,
         "ready": (health_dir / READINESS).exists(),
-        "updated": record.written_at.isoformat() if record.written_at else "",
+        "updated": precise(record.written_at),
         "age_seconds": round(age, 1) if age is not None else None,
         "pid": pid,
         "pid_alive": alive,

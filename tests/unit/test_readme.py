@@ -35,3 +35,12 @@ def test_the_metrics_the_readme_names_exist() -> None:
     named = set(re.findall(r"\b(pulling_agent_[a-z_]+?)(?:_total)?\b", README))
     exported = {metric.name for metric in Metrics().registry.collect()}
     assert named and named <= exported, named - exported
+
+
+def test_every_option_of_run_is_in_the_readme() -> None:
+    from pulling_agent.cli.main import run
+
+    row = next(line for line in README.splitlines() if line.startswith("| `pulling-agent run`"))
+    for param in run.params:
+        names = [*param.opts, *param.secondary_opts]
+        assert any(f"`{name}" in row for name in names), names
