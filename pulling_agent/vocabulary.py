@@ -34,6 +34,11 @@ class Verb:
     doing: str  # "Pausing agent..."
     done: str  # "✓ Agent successfully paused"
 
+    @property
+    def kill_name(self) -> str:
+        """The signal as `kill -USR1` names it."""
+        return self.signal.name.removeprefix("SIG")
+
 
 VERBS: dict[Action, Verb] = {
     Action.PAUSE: Verb(Action.PAUSE, "pause", signal.SIGUSR1, State.PAUSED, "Pausing", "paused"),

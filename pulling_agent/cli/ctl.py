@@ -38,11 +38,6 @@ if TYPE_CHECKING:
     from pulling_agent.kube import KubeClient
 
 
-def signal_name(action: Action) -> str:
-    """What `kill -<name>` takes: USR1, USR2."""
-    return VERBS[action].signal.name.removeprefix("SIG")
-
-
 @dataclass
 class Target:
     client: KubeClient
@@ -123,7 +118,7 @@ def _signal_pods(target: Target, selector: str, action: Action) -> tuple[list[st
                 target.client,
                 target.namespace,
                 pod.name,
-                signal_name(action),
+                VERBS[action].kill_name,
                 timeout=target.timeout,
             )
         except KubeError as exc:

@@ -54,7 +54,7 @@ def test_the_control_script_speaks_the_packages_vocabulary() -> None:
         command = verb.word  # the script's command is the verb's word
         expected |= {
             f"WORD[{command}]": verb.word,
-            f"SIGNAL[{command}]": verb.signal.name.removeprefix("SIG"),
+            f"SIGNAL[{command}]": verb.kill_name,
             f"EXPECTED[{command}]": verb.state.value,
             f"DOING[{command}]": verb.doing,
             f"DONE[{command}]": verb.done,
