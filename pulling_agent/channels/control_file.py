@@ -40,6 +40,9 @@ from pulling_agent.vocabulary import (
 log = logging.getLogger(__name__)
 
 SETTLE_MS = 5
+#: An empty `state` is read again after this long before it counts as empty: a
+#: shell's `echo pause > state` truncates the file, then writes it.
+EMPTY_RECHECK_SECONDS = 0.05
 DATA_LINK = "..data"  # a ConfigMap volume's pointer to the current version
 # Not MODIFY: a shell's `echo pause > state` truncates first, and a read
 # between the truncation and the write would see an empty file.
@@ -121,6 +124,7 @@ class ControlFileChannel:
         `state` and its sibling keys are read as one version: if the kubelet
         swapped `..data` in the middle, they are read again.
         """
+        rechecked = False
         for _ in range(3):
             version = self._version()
             try:
@@ -135,8 +139,13 @@ class ControlFileChannel:
                 self._problem("unreadable", f"Cannot read control file {self.path}: {exc.strerror}")
                 self._last_content = None
                 return None
-            if self._version() == version:
-                return self._consider(data, meta)
+            if self._version() != version:
+                continue
+            if not data.strip() and not rechecked:
+                rechecked = True
+                self._stop.wait(EMPTY_RECHECK_SECONDS)
+                continue
+            return self._consider(data, meta)
         return None
 
     def _missing(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,6 +81,22 @@ def test_detected_log_line_carries_channel_reason_and_requester(
     ]
     fields = (record.channel, record.reason, record.requested_by)  # type: ignore[attr-defined]
     assert fields == ("file", "database backup", "ops-team")
+
+
+def test_a_file_caught_between_truncation_and_write_is_read_again(tmp_path: Path) -> None:
+    """`echo pause > state` empties the file before it writes the word."""
+    channel, _, errors, _ = make(tmp_path)
+    (tmp_path / "state").write_text("")  # the shell has opened it with O_TRUNC
+
+    class ShellWritesMeanwhile(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            (tmp_path / "state").write_text("pause\n")  # ... and writes while the channel waits
+            return False
+
+    channel._stop = ShellWritesMeanwhile()
+    command = channel.read_command()
+    assert command is not None and command.action is Action.PAUSE
+    assert errors.kinds == []
 
 
 @pytest.mark.parametrize(
