@@ -41,10 +41,11 @@ system-deps: ## Install the Debian packages the tests use (PostgreSQL, openssl, 
 	tools/system-deps.sh
 
 .PHONY: lint
-lint: install ## ruff, mypy --strict, shellcheck, helm lint, ct lint
+lint: install ## ruff, mypy --strict, import layers (import-linter), shellcheck, helm lint, ct lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/shellcheck control/*.sh tools/*.sh .ci/run
 	@[ -x bin/helm ] && [ -x bin/ct ] || { echo "lint: bin/helm or bin/ct missing, run 'make tools'" >&2; exit 1; }
 	$(MAKE) --no-print-directory lint-chart
@@ -90,11 +91,11 @@ image: ## Build the agent image with no registry (a local debootstrap base where
 
 .PHONY: cluster-up
 cluster-up: install system-deps tools ## Start a one-node Kubernetes cluster here (root) with the agent image loaded; prints the KUBECONFIG line
-	$(BIN)/python -m tests.e2e.providers up
+	$(BIN)/python -m testkit.clusters up
 
 .PHONY: cluster-down
 cluster-down: install ## Stop the cluster-up cluster and remove its mounts, iptables chains, bridge and cgroups
-	$(BIN)/python -m tests.e2e.providers down
+	$(BIN)/python -m testkit.clusters down
 
 .PHONY: k8s-pause
 k8s-pause: ## Pause every replica (ConfigMap + signals, verified); NAMESPACE, REASON
@@ -113,4 +114,4 @@ k8s-control-status: k8s-status ## Alias used by the original agent's docs
 
 .PHONY: clean
 clean: ## Remove build and test leftovers (not the tool cache)
-	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache pulling-agent.db*
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .import_linter_cache pulling-agent.db*

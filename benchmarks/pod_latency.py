@@ -46,8 +46,8 @@ if str(ROOT) not in sys.path:  # for the e2e providers
 from harness import Figures, describe_ms, percentile, say  # noqa: E402
 from kubernetes import client  # noqa: E402
 
-from tests.e2e.providers.base import BIN_DIR  # noqa: E402
-from tests.e2e.providers.node import NodeCluster, node_problem  # noqa: E402
+from testkit.clusters.base import BIN_DIR  # noqa: E402
+from testkit.clusters.node import NodeCluster, node_problem  # noqa: E402
 
 LATENCY = ("pause_latency_configmap_pod_p50_ms", "pause_latency_configmap_pod_p99_ms")
 READINESS = "readiness_after_pause_p50_s"

@@ -28,7 +28,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-if str(ROOT) not in sys.path:  # for `tests.agentproc` and `tests.postgres_server`
+if str(ROOT) not in sys.path:  # for `testkit.agentproc` and `testkit.postgres_server`
     sys.path.insert(1, str(ROOT))
 
 import latency  # noqa: E402

@@ -35,7 +35,7 @@ from harness import (
 
 from pulling_agent.demo import demo_documents
 from pulling_agent.sources.sqlite import SQLiteSource
-from tests.agentproc import AgentProcess
+from testkit.agentproc import AgentProcess
 
 SQLITE_DOCS = 50_000
 PG_DOCS = 20_000
@@ -250,7 +250,7 @@ def pg_agents_run(ws: Workspace, url: str, agents_count: int, count: int) -> flo
 
 
 def bench_postgres(figures: Figures, ws: Workspace) -> None:
-    from tests.postgres_server import Template, find_bindir, why_missing
+    from testkit.postgres_server import Template, find_bindir, why_missing
 
     reason = why_missing()
     if reason is not None:

@@ -20,6 +20,19 @@ readonly EXIT_FAILURE=1 EXIT_USAGE=2 EXIT_UNVERIFIED=3
 PROG=$(basename "$0")
 readonly PROG
 
+# BEGIN control vocabulary: the table of pulling_agent/vocabulary.py, which
+# tests/unit/test_vocabulary.py checks this against. For each command: the word
+# written to the ConfigMap's `state`, the signal, the state every pod reports once
+# done (line 1 of its liveness file), and what is printed while and after.
+declare -rA WORD=([pause]=pause [resume]=resume)
+declare -rA SIGNAL=([pause]=USR1 [resume]=USR2)
+declare -rA EXPECTED=([pause]=paused [resume]=running)
+declare -rA DOING=([pause]=Pausing [resume]=Resuming)
+declare -rA DONE=([pause]=paused [resume]=resumed)
+readonly DEFAULT_CONFIGMAP=agent-control
+readonly LIVENESS_FILE=/tmp/health/liveness
+# END control vocabulary
+
 usage() {
     cat <<EOF
 Usage: $PROG [options] pause|resume|status|help
@@ -38,7 +51,7 @@ Options (each also read from the environment variable shown):
   --release NAME       Helm release                [RELEASE; default: pulling-agent]
   -l, --selector SEL   Label selector of the agent pods [SELECTOR; default:
                        app.kubernetes.io/instance=<release>,app.kubernetes.io/component=agent]
-  --configmap NAME     Control ConfigMap           [CONFIGMAP; default: agent-control]
+  --configmap NAME     Control ConfigMap           [CONFIGMAP; default: $DEFAULT_CONFIGMAP]
   --reason TEXT        Why (written to the ConfigMap, shown in logs and status) [REASON]
   --by WHO             Who asks                    [REQUESTED_BY; default: \$USER]
   --timeout SECONDS    How long to wait for every pod to report the state
@@ -80,7 +93,7 @@ first_line() { printf '%s\n' "$1" | sed -n '/[^[:space:]]/{p;q;}'; }
 NAMESPACE=${NAMESPACE:-}
 RELEASE=${RELEASE:-pulling-agent}
 SELECTOR=${SELECTOR:-}
-CONFIGMAP=${CONFIGMAP:-agent-control}
+CONFIGMAP=${CONFIGMAP:-$DEFAULT_CONFIGMAP}
 REASON=${REASON:-}
 REQUESTED_BY=${REQUESTED_BY:-${USER:-$(id -un 2>/dev/null || echo unknown)}}
 TIMEOUT=${TIMEOUT:-60}
@@ -235,7 +248,7 @@ find_pods() {
 # with the reason on stdout when the file cannot be read.
 pod_state() {
     local out
-    if out=$(kn exec "$1" -- head -1 /tmp/health/liveness 2>&1); then
+    if out=$(kn exec "$1" -- head -1 "$LIVENESS_FILE" 2>&1); then
         printf '%s' "${out//[[:space:]]/}"
     else
         printf '%s' "$(first_line "$out")"
@@ -244,15 +257,11 @@ pod_state() {
 }
 
 control() {
-    local action=$1 word signal expected verb done_word
-    if [[ "$action" == pause ]]; then
-        word=pause signal=USR1 expected=paused verb=Pausing done_word=paused
-    else
-        word=resume signal=USR2 expected=running verb=Resuming done_word=resumed
-    fi
-    say "$verb agent..."
+    local action=$1
+    local signal=${SIGNAL[$action]} expected=${EXPECTED[$action]}
+    say "${DOING[$action]} agent..."
     read_configmap
-    update_configmap "$word"
+    update_configmap "${WORD[$action]}"
 
     find_pods
     if [[ ${#PODS[@]} -eq 0 ]]; then
@@ -303,7 +312,7 @@ control() {
         say "Pods deleted while waiting (not verified): ${gone[*]}"
     fi
     if [[ ${#pending[@]} -eq 0 ]]; then
-        ok "Agent successfully $done_word ($verified of $verified pods)"
+        ok "Agent successfully ${DONE[$action]} ($verified of $verified pods)"
         return 0
     fi
     for pod in "${pending[@]}"; do
@@ -328,7 +337,7 @@ status() {
     local pod health state unhealthy=0 label colour logs
     for pod in "${PODS[@]}"; do
         say ""
-        if health=$(kn exec "$pod" -- cat /tmp/health/liveness 2>&1); then
+        if health=$(kn exec "$pod" -- cat "$LIVENESS_FILE" 2>&1); then
             state=$(first_line "$health")
             case "${state//[[:space:]]/}" in
                 running) label=RUNNING colour=$GREEN ;;
@@ -337,7 +346,7 @@ status() {
             esac
         else
             label=UNHEALTHY colour=$RED
-            health="cannot read /tmp/health/liveness: $(first_line "$health")"
+            health="cannot read $LIVENESS_FILE: $(first_line "$health")"
         fi
         [[ "$label" == UNHEALTHY ]] && unhealthy=$((unhealthy + 1))
         if [[ "${POD_PHASE[$pod]}" == Running ]]; then

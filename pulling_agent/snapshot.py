@@ -1,4 +1,9 @@
-"""What listeners are told: a consistent picture of the agent at one moment."""
+"""What listeners are told: a consistent picture of the agent at one moment.
+
+The controller tells each `Listener` (the health files, the metrics) about
+every change and every heartbeat (`publish`), and how it answered each
+operator command (`command_handled`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 
+from pulling_agent.commands import Command, CommandResult
 from pulling_agent.state import Desired, State
 
 
@@ -20,7 +26,16 @@ class Counters:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
+    """The liveness file's fields (same names) and the metrics' values.
+
+    `reason`, `requested_by`, `requested_at` and `channel` describe the
+    operator request behind the desired state (empty before the first one);
+    `error` is the source's current failure ("" while it answers).
+    """
+
     state: State
+    #: Where the agent is heading: what the last command asked for, whatever
+    #: its channel (a signal included), or stopped.
     desired: Desired
     counters: Counters
     pid: int
@@ -28,7 +43,7 @@ class Snapshot:
     reason: str = ""
     requested_by: str = ""
     requested_at: datetime | None = None
-    command_source: str = ""
+    channel: str = ""
     error: str = ""
     #: What the declarative channels (control file, ConfigMap) last asked for;
     #: a signal changes `desired` but not this. Their mismatch is worth an alert.
@@ -58,3 +73,13 @@ class Stats:
     def counters(self) -> Counters:
         with self._lock:
             return self._counters
+
+
+class Listener:
+    """Told about every change (and every heartbeat). Default: ignore."""
+
+    def publish(self, snapshot: Snapshot) -> None:
+        """The agent's picture changed, or a heartbeat is due."""
+
+    def command_handled(self, command: Command, result: CommandResult) -> None:
+        """The controller answered an operator command."""

@@ -1,8 +1,8 @@
 """The agent's worker: claim a batch, process it, ack it; repeat while allowed.
 
 Runs on its own thread. It never writes state: it asks the controller's gate
-before each batch and between documents, and reports through the command
-queue. Source calls that fail with `SourceError` are retried with tenacity's
+before each batch and between documents, and reports (`Report`) through the
+command queue. Source calls that fail with `SourceError` are retried with tenacity's
 exponential back-off; the waits sleep on the controller's condition, so a
 pause or a stop ends them at once.
 """
@@ -18,24 +18,35 @@ from typing import Protocol, TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
 
-from pulling_agent.commands import Action, Command, CommandQueue
+from pulling_agent.commands import CommandQueue, Report, ReportKind
 from pulling_agent.processors.base import Processor
 from pulling_agent.snapshot import Counters, Stats
 from pulling_agent.sources.base import Document, Outcome, Source, SourceError
+from pulling_agent.text import clip_error
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-MAX_ERROR_TEXT = 2000
 
 
 class Gate(Protocol):
-    """What the worker may ask of the controller."""
+    """What the worker may ask of the controller (see `Controller` for the answers)."""
 
-    def wait_for_batch(self) -> bool: ...
-    def keep_going(self, interruptible: bool) -> bool: ...
-    def wants_running(self) -> bool: ...
-    def idle(self, seconds: float) -> None: ...
+    def wait_for_batch(self) -> bool:
+        """Block until a batch may start (True) or the agent stops (False)."""
+
+    def may_start_document(self, interruptible: bool) -> bool:
+        """Between two documents of a batch: process the next one?"""
+
+    def may_finish_batch(self) -> bool:
+        """Keep finishing the batch (retrying its ack, fail, release)?"""
+
+    def wants_running(self) -> bool:
+        """Keep retrying a claim? (No once a pause or a stop is asked for.)"""
+
+    def idle(self, seconds: float) -> None:
+        """Sleep up to `seconds`, waking early on any change of state."""
+
     def batch_finished(self) -> None: ...
 
 
@@ -66,6 +77,7 @@ class Worker:
         idle_interval: float = 2.0,
         backlog_interval: float = 5.0,
         max_backoff: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._source = source
         self._processor = processor
@@ -80,6 +92,7 @@ class Worker:
         self._idle_interval = idle_interval
         self._backlog_interval = backlog_interval
         self._max_backoff = max_backoff
+        self._clock = clock
         self._inflight_lock = threading.Lock()
         self._inflight: list[int] = []
         self._reported_error = ""
@@ -88,7 +101,7 @@ class Worker:
 
     # ------------------------------------------------------------ the thread
     def run(self) -> None:
-        reason = ""
+        error = ""
         try:
             while self._gate.wait_for_batch():
                 try:
@@ -100,9 +113,9 @@ class Worker:
                     self._gate.idle(self._idle_interval)
         except Exception as exc:
             log.exception("Worker failed")
-            reason = f"{type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {exc}"
         finally:
-            self._queue.put(Command(Action.WORKER_EXITED, source="agent", reason=reason))
+            self._queue.put(Report(ReportKind.WORKER_EXITED, error))
 
     def release_inflight(self) -> None:
         """Give the batch in flight back to the source (called on an immediate stop)."""
@@ -115,7 +128,7 @@ class Worker:
     # ----------------------------------------------------------- one batch
     def _one_batch(self) -> bool:
         """Claim, process and ack one batch; False when there was nothing to do."""
-        started = time.monotonic()
+        started = self._clock()
         docs = self._call(
             "claim",
             lambda: self._source.claim(self.owner, self._batch_size, self._lease),
@@ -129,7 +142,7 @@ class Worker:
         failed = retried = handled = 0
         interruptible = self._processor.interruptible
         for doc in docs:
-            if not self._gate.keep_going(interruptible):
+            if not self._gate.may_start_document(interruptible):
                 break
             handled += 1
             try:
@@ -148,17 +161,15 @@ class Worker:
         self._stats.add(batches=1, documents=acked, errors=failed + retried)
         if self._observer is not None:
             outcome = "complete" if handled == len(docs) else "interrupted"
-            self._observer.batch(
-                outcome, time.monotonic() - started, acked, failed, retried, released
-            )
+            self._observer.batch(outcome, self._clock() - started, acked, failed, retried, released)
         return True
 
     def _fail(self, doc: Document, exc: Exception) -> bool:
-        error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_TEXT]
+        error = clip_error(f"{type(exc).__name__}: {exc}")
         parked = self._call(
             "fail",
             lambda: self._source.fail(self.owner, doc.id, error, self._max_attempts),
-            lambda: self._gate.keep_going(False),
+            self._gate.may_finish_batch,
         )
         with self._inflight_lock:
             if doc.id in self._inflight:
@@ -175,7 +186,7 @@ class Worker:
         acked = self._call(
             "ack",
             lambda: self._source.ack(self.owner, outcomes),
-            lambda: self._gate.keep_going(False),
+            self._gate.may_finish_batch,
         )
         if acked is None:
             log.warning(
@@ -199,7 +210,7 @@ class Worker:
         released = self._call(
             "release",
             lambda: self._source.release(self.owner, ids),
-            lambda: self._gate.keep_going(False),
+            self._gate.may_finish_batch,
         )
         if released is None:
             return 0
@@ -207,7 +218,7 @@ class Worker:
         return released
 
     def _update_backlog(self) -> None:
-        now = time.monotonic()
+        now = self._clock()
         if self._observer is None or now - self._last_backlog < self._backlog_interval:
             return
         self._last_backlog = now
@@ -253,7 +264,7 @@ class Worker:
 
         retrying = Retrying(
             retry=retry_if_exception_type(SourceError),
-            wait=wait_exponential_jitter(initial=0.5, max=self._max_backoff),
+            wait=wait_exponential_jitter(multiplier=0.5, max=self._max_backoff),
             stop=lambda _state: not keep_trying(),
             sleep=self._gate.idle,
             before_sleep=report,
@@ -270,9 +281,9 @@ class Worker:
 
     def _source_ok(self) -> None:
         self._reported_error = ""
-        self._queue.put(Command(Action.SOURCE_OK, source="agent"))
+        self._queue.put(Report(ReportKind.SOURCE_OK))
 
     def _report_error(self, text: str) -> None:
         if text != self._reported_error:
             self._reported_error = text
-            self._queue.put(Command(Action.SOURCE_ERROR, source="agent", reason=text))
+            self._queue.put(Report(ReportKind.SOURCE_ERROR, text))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.agentproc import AgentProcess, cli
+from testkit.agentproc import AgentProcess, cli
 
 AgentFactory = Callable[..., AgentProcess]
 

@@ -1,4 +1,8 @@
-"""What the built-in sources share: limits, small helpers and the error text."""
+"""What the built-in sources share: limits and small helpers.
+
+(The error text a failed document keeps is cut by `pulling_agent.text.clip_error`,
+which the worker uses too.)
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,6 @@ T = TypeVar("T")
 # How many ids one statement carries. SQLite allows 32766 variables since 3.32;
 # a smaller chunk keeps each statement's plan cheap on either backend.
 CHUNK = 500
-
-# Longest error text kept with a failed document: enough for a traceback's
-# last lines, small enough that a poison document cannot bloat the queue.
-MAX_ERROR_CHARS = 4000
 
 
 def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
@@ -35,12 +35,6 @@ def check_claim_args(limit: int, lease_seconds: float) -> None:
 def check_max_attempts(max_attempts: int) -> None:
     if max_attempts < 1:
         raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
-
-
-def clip_error(error: str) -> str:
-    if len(error) <= MAX_ERROR_CHARS:
-        return error
-    return error[: MAX_ERROR_CHARS - 15] + " ...[truncated]"
 
 
 def full_counts(rows: Iterable[tuple[str, int]]) -> dict[DocumentStatus, int]:

@@ -47,10 +47,10 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from pulling_agent.sources._common import (
     check_claim_args,
     check_max_attempts,
-    clip_error,
     full_counts,
 )
 from pulling_agent.sources.base import Document, DocumentStatus, Outcome, Source, SourceError
+from pulling_agent.text import clip_error, one_line
 
 SCHEMA_VERSION = 1
 
@@ -155,8 +155,7 @@ _DEFAULTS = {"connect_timeout": "5", "application_name": "pulling-agent"}
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
+    return one_line(str(exc)) or type(exc).__name__
 
 
 def _no_nul(text: str) -> str:

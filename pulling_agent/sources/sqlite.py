@@ -39,14 +39,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from pulling_agent.defaults import SOURCE_URL
 from pulling_agent.sources._common import (
     check_claim_args,
     check_max_attempts,
     chunks,
-    clip_error,
     full_counts,
 )
 from pulling_agent.sources.base import Document, DocumentStatus, Outcome, Source, SourceError
+from pulling_agent.text import clip_error
 
 SCHEMA_VERSION = 1
 
@@ -153,8 +154,7 @@ def path_from_url(url: str) -> Path:
     path = raw[1:] if raw.startswith("/") else raw
     if not path or path == ":memory:":
         raise SourceError(
-            f"SQLite URL {url!r} names no file; the queue must be a file "
-            "(sqlite:///pulling-agent.db)"
+            f"SQLite URL {url!r} names no file; the queue must be a file ({SOURCE_URL})"
         )
     return Path(path)
 

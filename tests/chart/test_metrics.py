@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from pulling_agent.metrics import Metrics
+
 from .conftest import Chart, Rendered
 
 pytestmark = pytest.mark.chart
@@ -26,17 +28,10 @@ MONITORING = {
         },
     }
 }
-# The series the agent exports (pulling_agent/metrics.py).
+# The series the agent exports (pulling_agent/metrics.py), as PromQL names them.
 AGENT_METRICS = {
-    "pulling_agent_state",
-    "pulling_agent_desired_state",
-    "pulling_agent_documents_total",
-    "pulling_agent_batches_total",
-    "pulling_agent_batch_duration_seconds",
-    "pulling_agent_control_commands_total",
-    "pulling_agent_backlog_documents",
-    "pulling_agent_paused_since_seconds",
-    "pulling_agent_last_batch_timestamp_seconds",
+    metric.name + ("_total" if metric.type == "counter" else "")
+    for metric in Metrics().registry.collect()
 }
 
 
@@ -89,7 +84,7 @@ def test_prometheus_rule(chart: Chart) -> None:
         in (paused["expr"])
     )
     assert (
-        'pulling_agent_desired_state{namespace="default", job="pulling-agent", state="running"}'
+        'pulling_agent_declared_state{namespace="default", job="pulling-agent", state="running"}'
         in (paused["expr"])
     )
     assert "> 7200" in rules["PullingAgentPausedTooLong"]["expr"]

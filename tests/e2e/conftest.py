@@ -1,6 +1,6 @@
 """Fixtures for the e2e tier: tests through a real Kubernetes API.
 
-Provider (chosen once per session, see tests/e2e/providers/__init__.py)
+Provider (chosen once per session, see testkit/clusters/__init__.py)
     PULLING_AGENT_CLUSTER=node|controlplane|kind|existing; by default node when this machine
     can run it (root, Debian's containerd/runc/CNI plugins, ./bin from `make tools`), else
     controlplane when `make tools` has built ./bin, else every e2e test skips with a one-line
@@ -18,7 +18,7 @@ Provider (chosen once per session, see tests/e2e/providers/__init__.py)
     existing      whatever $KUBECONFIG points at (PULLING_AGENT_IMAGE names the image).
 
 Fixtures
-    cluster                  (session) `providers.base.Cluster`, started:
+    cluster                  (session) `testkit.clusters.base.Cluster`, started:
                              .provider       "node" | "controlplane" | "kind" | "existing"
                              .kubeconfig     Path of the admin kubeconfig (system:masters)
                              .runs_pods      False on controlplane
@@ -57,7 +57,7 @@ Fixtures
     While an e2e test runs, KUBECONFIG is the admin kubeconfig and ./bin leads PATH, so a
     stray `kubectl`/`helm` can only reach the test cluster (never a developer's own).
 
-Helpers: `providers.wait_until(predicate, timeout=, interval=, what=)` polls (exceptions
+Helpers: `testkit.clusters.wait_until(predicate, timeout=, interval=, what=)` polls (exceptions
 count as "not yet"); use it instead of sleeps, and never assert on durations.
 
 Markers
@@ -79,9 +79,9 @@ from typing import NoReturn
 import pytest
 from kubernetes import client
 
+from testkit.clusters import Choice, Cluster, ControlPlane, ProviderError, choose, wait_until
+from testkit.clusters.base import BIN_DIR
 from tests.e2e.access import ServiceAccountAccess, mint_service_account_access
-from tests.e2e.providers import Choice, Cluster, ControlPlane, ProviderError, choose, wait_until
-from tests.e2e.providers.base import BIN_DIR
 from tests.e2e.release import Release, expect_state
 
 RUNS_PODS_ENV = "PULLING_AGENT_RUNS_PODS"

@@ -23,8 +23,8 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.e2e.providers import Cluster, wait_until
-from tests.e2e.providers.base import BIN_DIR, REPO_ROOT, run_command
+from testkit.clusters import Cluster, wait_until
+from testkit.clusters.base import BIN_DIR, REPO_ROOT, run_command
 
 CHART = REPO_ROOT / "charts" / "pulling-agent"
 VENV_BIN = REPO_ROOT / ".venv" / "bin"

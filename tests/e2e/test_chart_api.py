@@ -36,10 +36,10 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from testkit.clusters import wait_until
+from testkit.clusters.base import REPO_ROOT, run_command
 from tests.conftest import AgentFactory
 from tests.e2e.access import ServiceAccountAccess
-from tests.e2e.providers import wait_until
-from tests.e2e.providers.base import REPO_ROOT, run_command
 from tests.e2e.release import (
     POD,
     RELEASE,

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from testkit.clusters import Cluster, wait_until
+from testkit.clusters.base import BIN_DIR, REPO_ROOT
 from tests.e2e.conftest import MakeNamespace, ServiceAccountAccessFactory
-from tests.e2e.providers import Cluster, wait_until
-from tests.e2e.providers.base import BIN_DIR, REPO_ROOT
 from tests.e2e.release import Release
 
 SCRIPT = REPO_ROOT / "control" / "control-agent.sh"

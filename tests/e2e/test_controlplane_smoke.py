@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from kubernetes import client, watch
 
+from testkit.clusters import Cluster, ControlPlane, wait_until
+from testkit.clusters.base import REPO_ROOT
 from tests.e2e.access import ServiceAccountAccess
-from tests.e2e.providers import Cluster, ControlPlane, wait_until
-from tests.e2e.providers.base import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
 

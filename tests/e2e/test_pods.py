@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from tests.e2e.providers import Cluster, NodeCluster, wait_until
-from tests.e2e.providers.base import REPO_ROOT, run_command
+from testkit.clusters import Cluster, NodeCluster, wait_until
+from testkit.clusters.base import REPO_ROOT, run_command
 from tests.e2e.release import POD, Release, agent_pods, expect_state, ready_flags
 
 pytestmark = [pytest.mark.e2e, pytest.mark.requires_pods]

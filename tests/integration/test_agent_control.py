@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.agentproc import AgentProcess, cli, write_kubelet_style
+from testkit.agentproc import AgentProcess, cli, write_kubelet_style
 from tests.conftest import AgentFactory
 
 pytestmark = pytest.mark.integration
@@ -35,7 +35,7 @@ def test_sigusr1_pauses_and_sigusr2_resumes(busy_agent: AgentProcess) -> None:
     assert not agent.ready()
     live = agent.liveness()
     assert live["desired_state"] == "paused"
-    assert live["command_source"] == "signal" and live["reason"] == "SIGUSR1"
+    assert live["channel"] == "signal" and live["reason"] == "SIGUSR1"
     assert live["paused_since"]
     done = agent.liveness()["documents"]
     # Paused means no batch: the count holds over several heartbeats.
@@ -73,7 +73,7 @@ def test_kubelet_style_symlink_swap(busy_agent: AgentProcess) -> None:
     )
     agent.wait_state("paused")
     live = agent.liveness()
-    assert (live["reason"], live["requested_by"], live["command_source"]) == (
+    assert (live["reason"], live["requested_by"], live["channel"]) == (
         "db backup",
         "ops-team",
         "file",
@@ -146,7 +146,9 @@ def test_local_cli_pause_resume_status(busy_agent: AgentProcess) -> None:
     text = cli("status", "--health-dir", str(agent.health_dir)).stdout
     assert "PAUSED" in text and "db maintenance" in text
     out = cli("resume", *dirs).stdout
-    assert "✓ Agent successfully running" in out
+    assert "✓ Agent successfully resumed" in out
+    # The same word as `ctl resume` and the control script write.
+    assert (agent.control_dir / "state").read_text().strip() == "resume"
     assert (
         json.loads(cli("status", "-o", "json", "--health-dir", str(agent.health_dir)).stdout)[
             "state"
@@ -186,10 +188,11 @@ def test_metrics_endpoint(
     assert 'pulling_agent_state{state="paused"} 1.0' in body
     # A signal pauses the agent, but what the control file/ConfigMap asks for
     # is still running: the mismatch the PrometheusRule alerts on.
-    assert 'pulling_agent_desired_state{state="running"} 1.0' in body
+    assert 'pulling_agent_declared_state{state="running"} 1.0' in body
     assert 'pulling_agent_documents_total{outcome="done"} 20.0' in body
     assert (
-        'pulling_agent_control_commands_total{command="pause",result="applied",source="signal"} 1.0'
+        'pulling_agent_control_commands_total{channel="signal",command="pause",'
+        'result="applied"} 1.0'
     ) in body
     assert "pulling_agent_batch_duration_seconds_bucket" in body
     assert 'pulling_agent_control_errors_total{channel="file",kind="invalid"} 1.0' in body
@@ -200,7 +203,7 @@ def test_metrics_endpoint(
         .read()
         .decode()
     )
-    assert 'pulling_agent_desired_state{state="paused"} 1.0' in body
+    assert 'pulling_agent_declared_state{state="paused"} 1.0' in body
     assert agent.stop() == 0
 
 

@@ -19,8 +19,8 @@ import pytest
 from pulling_agent.plugins import load_source
 from pulling_agent.sources.base import DocumentStatus, Outcome, SourceError
 from pulling_agent.sources.postgres import PostgresSource
-from tests.agentproc import cli
-from tests.postgres_server import PostgresServer, free_port
+from testkit.agentproc import cli
+from testkit.postgres_server import PostgresServer, free_port
 
 pytestmark = [pytest.mark.postgres]
 

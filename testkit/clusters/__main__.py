@@ -1,8 +1,8 @@
 """`make cluster-up` / `make cluster-down`: a node cluster (see node.py) for people.
 
-    python -m tests.e2e.providers up [--workdir DIR]   # start it in the background
-    python -m tests.e2e.providers status               # its processes, and the KUBECONFIG line
-    python -m tests.e2e.providers down                 # stop it, leave the host clean
+    python -m testkit.clusters up [--workdir DIR]   # start it in the background
+    python -m testkit.clusters status               # its processes, and the KUBECONFIG line
+    python -m testkit.clusters down                 # stop it, leave the host clean
 
 `up` starts from an empty work directory (default /var/tmp/pulling-agent-cluster, or
 $PULLING_AGENT_CLUSTER_DIR); `down` keeps it (logs, certificates) for a look afterwards.
@@ -84,7 +84,7 @@ def status() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.e2e.providers")
+    parser = argparse.ArgumentParser(prog="python -m testkit.clusters")
     parser.add_argument("command", choices=("up", "down", "status"))
     parser.add_argument("--workdir", type=Path, default=CLUSTER_DIR)
     args = parser.parse_args(argv)

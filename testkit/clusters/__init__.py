@@ -1,4 +1,6 @@
-"""Cluster providers for tests/e2e; the fixtures built on them are in tests/e2e/conftest.py.
+"""Kubernetes cluster providers for tests/e2e and the benchmarks.
+
+The e2e fixtures built on them are in tests/e2e/conftest.py.
 
 `choose()` picks one from PULLING_AGENT_CLUSTER=node|controlplane|kind|existing, or by
 default: node when this machine can run it (root, the Debian packages, ./bin from `make
