@@ -51,7 +51,9 @@ Options (each also read from the environment variable shown):
   --release NAME       Helm release                [RELEASE; default: pulling-agent]
   -l, --selector SEL   Label selector of the agent pods [SELECTOR; default:
                        app.kubernetes.io/instance=<release>,app.kubernetes.io/component=agent]
-  --configmap NAME     Control ConfigMap           [CONFIGMAP; default: $DEFAULT_CONFIGMAP]
+  --configmap NAME     Control ConfigMap           [CONFIGMAP; default: $DEFAULT_CONFIGMAP
+                       for the guide's release; for another, the one the chart
+                       made for it (found by the release label)]
   --reason TEXT        Why (written to the ConfigMap, shown in logs and status) [REASON]
   --by WHO             Who asks                    [REQUESTED_BY; default: \$USER]
   --timeout SECONDS    How long to wait for every pod to report the state
@@ -93,7 +95,7 @@ first_line() { printf '%s\n' "$1" | sed -n '/[^[:space:]]/{p;q;}'; }
 NAMESPACE=${NAMESPACE:-}
 RELEASE=${RELEASE:-pulling-agent}
 SELECTOR=${SELECTOR:-}
-CONFIGMAP=${CONFIGMAP:-$DEFAULT_CONFIGMAP}
+CONFIGMAP=${CONFIGMAP:-}
 REASON=${REASON:-}
 REQUESTED_BY=${REQUESTED_BY:-${USER:-$(id -un 2>/dev/null || echo unknown)}}
 TIMEOUT=${TIMEOUT:-60}
@@ -103,6 +105,8 @@ COMMAND=""
 
 # need_value OPTION ARGC: an option's value must follow it.
 need_value() { [[ $2 -ge 2 ]] || usage_error "option $1 needs a value"; }
+# not_empty OPTION VALUE: ...and some options' values must not be empty.
+not_empty() { [[ -n "$2" ]] || usage_error "$1 must not be empty"; }
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -112,8 +116,8 @@ while [[ $# -gt 0 ]]; do
         --release=*) RELEASE=${1#*=}; shift ;;
         -l | --selector) need_value "$1" $#; SELECTOR=$2; shift 2 ;;
         --selector=*) SELECTOR=${1#*=}; shift ;;
-        --configmap) need_value "$1" $#; CONFIGMAP=$2; shift 2 ;;
-        --configmap=*) CONFIGMAP=${1#*=}; shift ;;
+        --configmap) need_value "$1" $#; not_empty "$1" "$2"; CONFIGMAP=$2; shift 2 ;;
+        --configmap=*) CONFIGMAP=${1#*=}; not_empty --configmap "$CONFIGMAP"; shift ;;
         --reason) need_value "$1" $#; REASON=$2; shift 2 ;;
         --reason=*) REASON=${1#*=}; shift ;;
         --by) need_value "$1" $#; REQUESTED_BY=$2; shift 2 ;;
@@ -143,7 +147,6 @@ if [[ -z "$COMMAND" ]]; then
 fi
 [[ "$TIMEOUT" =~ ^[0-9]+$ ]] || usage_error "--timeout must be a whole number of seconds, not '$TIMEOUT'"
 [[ -n "$RELEASE" ]] || usage_error "--release must not be empty"
-[[ -n "$CONFIGMAP" ]] || usage_error "--configmap must not be empty"
 # The release's agent pods only. The guide's `app=pulling-agent` also matches
 # the agents of every other release of the chart in the namespace, and this
 # script sends them signals.
@@ -166,6 +169,24 @@ kn() { k -n "$NAMESPACE" "$@"; }
 if [[ -z "$NAMESPACE" ]]; then
     NAMESPACE=$(k config view --minify -o 'jsonpath={..namespace}' 2>/dev/null || true)
     NAMESPACE=${NAMESPACE:-default}
+fi
+
+# Without --configmap: the control ConfigMap the chart made for the release (it
+# labels it with the release: `agent-control` for the guide's install,
+# `<fullname>-control` for any other), else the guide's `agent-control` (an
+# unreachable cluster is reported by read_configmap below).
+if [[ -z "$CONFIGMAP" ]]; then
+    CONFIGMAP=$DEFAULT_CONFIGMAP
+    if found=$("${KUBECTL_CMD[@]}" --request-timeout=5s -n "$NAMESPACE" get configmaps \
+        -l "app.kubernetes.io/instance=$RELEASE,app.kubernetes.io/component=control" \
+        -o 'jsonpath={.items[*].metadata.name}' 2>&1); then
+        read -r -a FOUND <<<"$found" || true
+        [[ ${#FOUND[@]} -le 1 ]] ||
+            usage_error "release $RELEASE has several control ConfigMaps (${FOUND[*]}): choose one with --configmap"
+        CONFIGMAP=${FOUND[0]:-$DEFAULT_CONFIGMAP}
+    elif [[ "$found" == *orbidden* ]]; then
+        warn "cannot list ConfigMaps in namespace $NAMESPACE to find release $RELEASE's; using $DEFAULT_CONFIGMAP (set --configmap)"
+    fi
 fi
 
 CM_STATE="" CM_REASON="" CM_BY="" CM_AT="" CM_EXISTS=false

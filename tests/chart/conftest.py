@@ -6,6 +6,8 @@ Fixtures:
   error helm printed for values that must be refused.
 - `default_render`: the default install (release `pulling-agent`, namespace
   `default`), rendered once.
+- `values_docs`: what helm-docs reads from values.yaml's `# --` comments (the
+  chart README's rows): key -> description.
 
 Everything is skipped with a one-line reason when ./bin/helm is missing
 (`make tools` builds it; CI always does).  Under `helm template` Helm's
@@ -16,6 +18,7 @@ the live branch is proven on the control plane (tests/e2e/test_chart_*.py).
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
 import subprocess
@@ -38,6 +41,17 @@ KUBE_VERSION = "1.37.0"
 
 def values_yaml() -> dict[str, Any]:
     return yaml.safe_load((CHART / "values.yaml").read_text())
+
+
+def value_leaves(tree: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted paths of the leaves of a values tree (an empty dict or list is a leaf)."""
+    out: list[str] = []
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.extend(value_leaves(value, f"{prefix}{key}."))
+        else:
+            out.append(f"{prefix}{key}")
+    return out
 
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -197,3 +211,32 @@ def promql_check(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert proc.returncode == 0, f"building the PromQL checker failed:\n{proc.stderr}"
     return out
+
+
+@pytest.fixture(scope="session")
+def values_docs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """helm-docs' reading of values.yaml: each documented key and its description.
+
+    The same parse that writes the README's values table, through a template that
+    prints helm-docs' rows as JSON.
+    """
+    if not os.access(HELM_DOCS, os.X_OK):
+        pytest.skip("./bin/helm-docs missing: run `make tools`")
+    template = tmp_path_factory.mktemp("helm-docs") / "rows.gotmpl"
+    template.write_text("{{ toJson .Values }}\n")
+    proc = subprocess.run(
+        [
+            str(HELM_DOCS),
+            "--chart-search-root",
+            str(CHART),
+            "--template-files",
+            str(template),
+            "--dry-run",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    rows = json.loads(proc.stdout)
+    return {row["Key"]: row["Description"] or row["AutoDescription"] for row in rows}

@@ -82,7 +82,7 @@ from kubernetes import client
 from testkit.clusters import Choice, Cluster, ControlPlane, ProviderError, choose, wait_until
 from testkit.clusters.base import BIN_DIR
 from tests.e2e.access import ServiceAccountAccess, mint_service_account_access
-from tests.e2e.release import Release, expect_state
+from tests.e2e.release import RELEASE, Release, expect_state
 
 RUNS_PODS_ENV = "PULLING_AGENT_RUNS_PODS"
 NO_KUBELET = "needs running pods (a kubelet); the controlplane provider has none"
@@ -241,12 +241,16 @@ def make_namespace(
 def make_release(
     cluster: Cluster, make_namespace: MakeNamespace, tmp_path: Path
 ) -> Iterator[Callable[..., Release]]:
-    """Factory: make_release(prefix="chart") -> a `Release` (not installed yet) in a fresh
-    namespace enforcing Pod Security `restricted`."""
+    """Factory: make_release(name=RELEASE, namespace=None, *, prefix="chart") -> a `Release`
+    (not installed yet) in a fresh namespace enforcing Pod Security `restricted`, or in
+    `namespace` (a second release beside the first)."""
     made: list[Release] = []
 
-    def make(prefix: str = "chart") -> Release:
-        release = Release(cluster, make_namespace(prefix, pod_security="restricted"), tmp_path)
+    def make(
+        name: str = RELEASE, namespace: str | None = None, *, prefix: str = "chart"
+    ) -> Release:
+        namespace = namespace or make_namespace(prefix, pod_security="restricted")
+        release = Release(cluster, namespace, tmp_path, name)
         made.append(release)
         return release
 

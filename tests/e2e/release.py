@@ -36,9 +36,12 @@ POD = "$(kubectl get pod -l app=pulling-agent -o jsonpath='{.items[0].metadata.n
 class Release:
     """One helm release of the chart in its own namespace, and the guide's shell."""
 
-    def __init__(self, cluster: Cluster, namespace: str, workdir: Path) -> None:
+    def __init__(
+        self, cluster: Cluster, namespace: str, workdir: Path, name: str = RELEASE
+    ) -> None:
         self.cluster = cluster
         self.namespace = namespace
+        self.name = name
         self.core = client.CoreV1Api(cluster.api_client())
         # The guide's commands have no -n: give them a kubeconfig whose context is our namespace.
         doc = yaml.safe_load(cluster.kubeconfig.read_text())
@@ -53,7 +56,7 @@ class Release:
         if not helm.exists():
             pytest.skip("./bin/helm missing: run `make tools`")
         image: list[str] = []
-        if self.cluster.agent_image:
+        if self.cluster.agent_image and args[0] in ("install", "upgrade"):
             repository, _, tag = self.cluster.agent_image.rpartition(":")
             image = ["--set", f"image.repository={repository}", "--set", f"image.tag={tag}"]
         proc = run_command(
@@ -64,10 +67,10 @@ class Release:
         return proc.stdout
 
     def install(self, *args: str) -> str:
-        return self.helm("install", RELEASE, str(CHART), *args)
+        return self.helm("install", self.name, str(CHART), *args)
 
     def upgrade(self, *args: str) -> str:
-        return self.helm("upgrade", RELEASE, str(CHART), *args)
+        return self.helm("upgrade", self.name, str(CHART), *args)
 
     def guide(self, command: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run a command of the operator guide, verbatim, with bash."""

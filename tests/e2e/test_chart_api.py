@@ -1,6 +1,8 @@
 """The chart through a real Kubernetes API: helm install/upgrade, Pod Security, RBAC, Jobs.
 
-The first part runs on every provider; nothing there needs a running pod, so on
+The first part runs on every provider (including the installs a platform team asks for:
+existing ServiceAccounts, `rbac.create=false`, two releases in one namespace, a name another
+release owns); nothing there needs a running pod, so on
 `controlplane` (no kubelet) the Deployment's and the Jobs' pods are created by
 kube-controller-manager and stay Pending.  The last part (`requires_pods`, skipped on
 controlplane) runs the agent image on kind: install, then pause and resume through each of
@@ -36,7 +38,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from testkit.clusters import wait_until
+from testkit.clusters import ProviderError, wait_until
 from testkit.clusters.base import REPO_ROOT, run_command
 from tests.conftest import AgentFactory
 from tests.e2e.access import ServiceAccountAccess
@@ -400,6 +402,205 @@ def test_api_refuses_an_unknown_time_zone(make_release: Callable[..., Release]) 
     bad = {**WINDOW, "timeZone": "Mars/Olympus_Mons"}
     with pytest.raises(Exception, match="Mars/Olympus_Mons"):
         r.install("--set-json", f"maintenanceWindows=[{json.dumps(bad)}]")
+
+
+# --- shared clusters: existing accounts, no RBAC, two releases in one namespace ------------
+
+
+def _objects_of(release: Release, kind: str) -> list[str]:
+    """Names of this release's objects of a kind (by the instance label)."""
+    out = release.cluster.kubectl(
+        "-n",
+        release.namespace,
+        "get",
+        kind,
+        "-l",
+        f"app.kubernetes.io/instance={release.name}",
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ).stdout
+    return sorted(out.split())
+
+
+def _pods_of(release: Release) -> list[client.V1Pod]:
+    """The release's agent pods, once the ReplicaSet controller has created them."""
+    selector = f"app.kubernetes.io/instance={release.name},app.kubernetes.io/component=agent"
+    return list(
+        wait_until(
+            lambda: (
+                release.core.list_namespaced_pod(release.namespace, label_selector=selector).items
+            ),
+            timeout=180,
+            what=f"the pod of release {release.name} (ReplicaSet controller)",
+        )
+    )
+
+
+def test_install_with_existing_accounts(
+    make_release: Callable[..., Release], service_account_access: SAFactory
+) -> None:
+    """serviceAccount.create=false: the pods run as accounts the platform made."""
+    need_ctl()
+    r = make_release()
+    agent = service_account_access(r.namespace, "queue-agent")  # created here, not by helm
+    service_account_access(r.namespace, "queue-control")
+    r.install(
+        "--set",
+        "serviceAccount.create=false",
+        "--set",
+        "serviceAccount.name=queue-agent",
+        "--set",
+        "control.jobs.serviceAccount.create=false",
+        "--set",
+        "control.jobs.serviceAccount.name=queue-control",
+    )
+    assert _objects_of(r, "serviceaccounts") == []
+    # The pod was admitted: its account exists (the ServiceAccount admission checks it).
+    (pod,) = _pods_of(r)
+    assert pod.spec.service_account_name == "queue-agent"
+    # The chart's Roles are bound to those accounts: the agent's may watch its ConfigMap...
+    with agent.api_client() as api:
+        core = client.CoreV1Api(api)
+        core.read_namespaced_config_map("agent-control", r.namespace)
+        _watch(core, r.namespace, "metadata.name=agent-control")
+        assert _refused(lambda: core.list_namespaced_config_map(r.namespace)) == 403
+    # ...and a control Job runs as queue-control, which may patch it.
+    r.guide("kubectl create job pause-now --from=cronjob/pause-pulling-agent")
+    proc = _run_job_command_as_its_account(r, service_account_access, "pause-now")
+    assert proc.returncode == 0, proc.stderr
+    assert r.configmap()["state"] == "pause"
+    r.upgrade("--reuse-values")  # and upgrades keep working
+    assert r.configmap()["state"] == "pause"
+
+
+def test_install_without_rbac(
+    make_release: Callable[..., Release], service_account_access: SAFactory
+) -> None:
+    """rbac.create=false: no Role; the rules the notes print are the ones that are needed."""
+    r = make_release()
+    notes = r.install("--set", "rbac.create=false")
+    assert _objects_of(r, "roles") == [] and _objects_of(r, "rolebindings") == []
+    assert _objects_of(r, "serviceaccounts") == ["pulling-agent", "pulling-agent-control"]
+    _pods_of(r)
+    assert "rbac.create is false" in notes
+    on_cm = "on configmaps, resourceNames [agent-control]"
+    assert f"ServiceAccount pulling-agent: get, list, watch {on_cm}" in notes
+    assert f"ServiceAccount pulling-agent-control: get, patch {on_cm}" in notes
+
+    ns = r.namespace
+    agent = service_account_access(ns, "pulling-agent", create=False)
+    with agent.api_client() as api:
+        core = client.CoreV1Api(api)
+        assert _refused(lambda: core.read_namespaced_config_map("agent-control", ns)) == 403
+        # Grant what the notes say, as a platform team would, and the watch works.
+        r.cluster.kubectl(
+            "-n", r.namespace, "create", "role", "agent-reader", "--verb=get,list,watch",
+            "--resource=configmaps", "--resource-name=agent-control",
+        )  # fmt: skip
+        r.cluster.kubectl(
+            "-n", r.namespace, "create", "rolebinding", "agent-reader", "--role=agent-reader",
+            f"--serviceaccount={r.namespace}:pulling-agent",
+        )  # fmt: skip
+        wait_until(
+            lambda: core.read_namespaced_config_map("agent-control", r.namespace),
+            timeout=60,
+            what="the granted Role to apply",
+        )
+        _watch(core, r.namespace, "metadata.name=agent-control")
+
+
+def test_two_releases_side_by_side(
+    make_release: Callable[..., Release], service_account_access: SAFactory
+) -> None:
+    """A second release beside the guide's install, same values: no name is shared."""
+    need_ctl()
+    window = ["--set-json", f"maintenanceWindows=[{json.dumps(WINDOW)}]"]
+    first = make_release()
+    first.install(*window)
+    second = make_release("pulling-agent-b", first.namespace)
+    notes = second.install(*window)
+    assert "--release pulling-agent-b --configmap pulling-agent-b-control" in notes
+    b_window = "pulling-agent-b-agent-maintenance"
+    assert f"CronJobs pause-{b_window}, resume-{b_window}" in notes
+
+    # The guide's names stay with the first; the second has its own.
+    assert _objects_of(first, "configmaps") == ["agent-control"]
+    assert _objects_of(second, "configmaps") == ["pulling-agent-b-control"]
+    assert _objects_of(first, "cronjobs") == [
+        "pause-agent-maintenance",
+        "pause-pulling-agent",
+        "resume-agent-maintenance",
+        "resume-pulling-agent",
+    ]
+    assert _objects_of(second, "cronjobs") == [
+        "pause-pulling-agent-b",
+        "pause-pulling-agent-b-agent-maintenance",
+        "resume-pulling-agent-b",
+        "resume-pulling-agent-b-agent-maintenance",
+    ]
+    for kind in ("deployments", "serviceaccounts", "roles", "rolebindings", "services"):
+        assert set(_objects_of(first, kind)).isdisjoint(_objects_of(second, kind)), kind
+    assert _pods_of(first) and _pods_of(second)
+
+    # Each release's control Job changes its own ConfigMap only.
+    second.guide(
+        "kubectl create job b-pause --from=cronjob/pause-pulling-agent-b-agent-maintenance"
+    )
+    proc = _run_job_command_as_its_account(second, service_account_access, "b-pause")
+    assert proc.returncode == 0, proc.stderr
+    assert second.configmap("pulling-agent-b-control")["state"] == "pause"
+    assert first.configmap()["state"] == "running"
+    b_control = service_account_access(first.namespace, "pulling-agent-b-control", create=False)
+    refused = b_control.kubectl(
+        "-n", first.namespace, "patch", "configmap", "agent-control", "--type", "merge",
+        "-p", '{"data":{"state":"pause"}}', check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "forbidden" in refused.stderr.lower()
+
+    # Upgrades keep each live state; removing one release leaves the other whole.
+    first.upgrade(*window)
+    second.upgrade(*window)
+    assert second.configmap("pulling-agent-b-control")["state"] == "pause"
+    assert first.configmap()["state"] == "running"
+    second.helm("uninstall", second.name, "--wait")
+    assert _objects_of(second, "configmaps") == []
+    assert _objects_of(first, "configmaps") == ["agent-control"]
+    assert len(_objects_of(first, "cronjobs")) == 4
+
+
+def test_a_name_another_release_owns_fails_before_anything_is_made(
+    make_release: Callable[..., Release],
+) -> None:
+    first = make_release()
+    first.install()
+    second = make_release("other", first.namespace)
+    with pytest.raises(ProviderError) as info:
+        second.install("--set", "control.configMapName=agent-control")
+    message = str(info.value)
+    assert (
+        'ConfigMap "agent-control"' in message and 'belongs to release "pulling-agent"' in message
+    )
+    assert "change control.configMapName" in message
+    assert _objects_of(second, "all,configmaps,serviceaccounts,roles") == []
+    assert first.configmap() == {"state": "running"}
+
+
+def test_a_release_that_owns_agent_control_keeps_it(make_release: Callable[..., Release]) -> None:
+    """A release installed when every release's ConfigMap was agent-control keeps its state.
+
+    Installed with control.configMapName=agent-control (the old default), paused, then
+    upgraded with the new default (empty): the name, and the pause, stay.
+    """
+    r = make_release("legacy")
+    r.install("--set", "control.configMapName=agent-control")
+    r.upgrade("--set", "control.configMapName=agent-control", "--set", "control.state=pause")
+    r.upgrade("--reset-values")  # the chart's defaults: configMapName and state empty
+    assert _objects_of(r, "configmaps") == ["agent-control"]
+    assert r.configmap()["state"] == "pause"
+    apps = client.AppsV1Api(r.core.api_client)
+    deployment = apps.read_namespaced_deployment("legacy-pulling-agent", r.namespace)
+    env = {e.name: e.value for e in deployment.spec.template.spec.containers[0].env}
+    assert env["PULLING_AGENT_CONFIGMAP"] == "agent-control"
 
 
 # --- with a kubelet (kind): the guide's five methods on running pods ----------------------

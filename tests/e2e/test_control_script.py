@@ -109,6 +109,27 @@ def test_release_scoped_selector_and_no_pods(release: Release) -> None:
     assert release.configmap()["state"] == "resume"
 
 
+def test_a_second_release_is_controlled_through_its_own_configmap(
+    release: Release, cluster: Cluster, tmp_path: Path
+) -> None:
+    """`--release` finds that release's ConfigMap (the chart labels it): the other is untouched."""
+    release.install()
+    second = Release(cluster, release.namespace, tmp_path, "prod")
+    second.install("--set", "replicaCount=0")  # no pods: nothing to signal on any provider
+    try:
+        proc = script("pause", "-n", release.namespace, "--release", "prod", "--reason", "e2e")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert second.configmap("prod-pulling-agent-control")["state"] == "pause"
+        assert release.configmap() == {"state": "running"}
+        proc = script("status", "-n", release.namespace, "--release", "prod")
+        assert 'ConfigMap prod-pulling-agent-control: state=pause reason="e2e"' in proc.stdout
+        # The guide's release still gets agent-control.
+        proc = script("status", "-n", release.namespace)
+        assert "ConfigMap agent-control: state=running" in proc.stdout
+    finally:
+        second.close()
+
+
 def test_missing_configmap_is_created_like_the_guides_apply(
     cluster: Cluster, make_namespace: MakeNamespace
 ) -> None:

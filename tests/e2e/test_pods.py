@@ -180,7 +180,7 @@ def test_delete_pod_during_a_long_batch_finishes_it_and_loses_nothing(
     """`kubectl delete pod` sends SIGTERM: the batch in hand is finished (grace 25 s, the
     batch needs about 6 s), nothing is left leased, and the rest of the queue stays there
     for the next pod.  The queue lives on a host directory, so it is read before and after."""
-    r = make_release("delete")
+    r = make_release(prefix="delete")
     pv = _host_path_claim(r, host_queue, api_client)
     try:
         r.install(
@@ -340,7 +340,7 @@ def test_a_maintenance_window_cronjob_runs_on_schedule(running: RunningFactory) 
 
 
 def test_make_k8s_targets_with_two_replicas(make_release: Callable[..., Release]) -> None:
-    r = make_release("make")
+    r = make_release(prefix="make")
     # Two replicas need a shared source by the chart's rules; a URL from a Secret passes
     # that check (each pod keeps its own SQLite: only the control of both pods matters).
     r.core.create_namespaced_secret(
