@@ -360,6 +360,8 @@ def test_ctl_signal_selector_reports_each_pod_it_could_not_signal(
         what="the chart's agent pod",
     )
     names = sorted(p.metadata.name for p in pods)
+    if cluster.runs_pods:  # a pod still being created cannot be exec'ed into yet
+        release.guide("kubectl rollout status deployment/pulling-agent --timeout=300s")
     code, out, err = ctl(
         "pause", "-n", ns, "--signal-selector", "app=pulling-agent", "-o", "json",
         kubeconfig=cluster.kubeconfig,
