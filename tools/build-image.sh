@@ -4,6 +4,7 @@
 #
 #   tools/build-image.sh            # build what is out of date, print the archives' paths
 #   tools/build-image.sh --print    # only print where the archives are (or would be)
+#   tools/build-image.sh --base-layer-digest   # build the local base's tree, print its digest
 #
 # The Docker engine: the one $DOCKER_HOST (or the default socket) answers, else a private
 # dockerd started for the build and stopped afterwards (root only; its own socket, data root
@@ -117,11 +118,17 @@ ensure_engine() {
     fi
     [[ "$(id -u)" -eq 0 ]] || die "no Docker engine answers and starting one needs root (or set DOCKER_HOST)"
     command -v dockerd >/dev/null 2>&1 || die "no Docker engine answers and dockerd is not installed (apt-get install docker.io)"
-    mkdir -p "$PRIVATE_RUN" "$CACHE_ROOT/docker"
     export DOCKER_HOST="unix://$PRIVATE_RUN/docker.sock"
-    log "starting a private Docker engine ($DOCKER_HOST, data root $CACHE_ROOT/docker)"
     STARTED_DOCKERD=1
     trap stop_private_engine EXIT
+    # Under the lock no other build runs: an engine left here is a killed build's.
+    if [[ -f "$PRIVATE_RUN/docker.pid" ]]; then
+        log "stopping the private Docker engine a killed build left running"
+        stop_private_engine
+        STARTED_DOCKERD=1
+    fi
+    mkdir -p "$PRIVATE_RUN" "$CACHE_ROOT/docker"
+    log "starting a private Docker engine ($DOCKER_HOST, data root $CACHE_ROOT/docker)"
     dockerd --host "$DOCKER_HOST" --data-root "$CACHE_ROOT/docker" --exec-root "$PRIVATE_RUN/exec" \
         --pidfile "$PRIVATE_RUN/docker.pid" --bridge=none --iptables=false --ip6tables=false \
         --ip-masq=false --ip-forward=false >"$PRIVATE_RUN/dockerd.log" 2>&1 &
@@ -146,19 +153,19 @@ apt_mirror() {
     printf '%s\n' "${m:-http://deb.debian.org/debian}"
 }
 
-build_local_base() {
-    have_image "$BASE_IMAGE" && { log "base $BASE_IMAGE: present"; return; }
+# base_rootfs DIR: the local base's file tree, normalised (what varies between two runs of
+# the same recipe and is not part of the system is removed).
+base_rootfs() {
+    local rootfs=$1 mirror
     command -v debootstrap >/dev/null 2>&1 || die "debootstrap is missing (apt-get install debootstrap)"
-    local rootfs mirror start=$SECONDS
-    rootfs=$(mktemp -d "${TMPDIR:-/tmp}/pulling-agent-base.XXXXXX")
     mirror=$(apt_mirror)
-    log "base $BASE_IMAGE: debootstrap $BASE_SUITE from $mirror (a few minutes, once)"
-    if ! SOURCE_DATE_EPOCH=0 debootstrap --variant=minbase --include="$BASE_PACKAGES" "$BASE_SUITE" "$rootfs" "$mirror" \
-        >"$rootfs.log" 2>&1; then
+    log "base: debootstrap $BASE_SUITE from $mirror into $rootfs"
+    if ! SOURCE_DATE_EPOCH=0 debootstrap --variant=minbase --include="$BASE_PACKAGES" \
+        "$BASE_SUITE" "$rootfs" "$mirror" >"$rootfs.log" 2>&1; then
         tail -n 20 "$rootfs.log" >&2
-        rm -rf "$rootfs" "$rootfs.log"
         die "debootstrap $BASE_SUITE from $mirror failed (log above)"
     fi
+    rm -f "$rootfs.log"
     # As in the official image: `python` is python3 and pip may install into it.
     ln -sf python3 "$rootfs/usr/bin/python"
     rm -f "$rootfs"/usr/lib/python3*/EXTERNALLY-MANAGED
@@ -166,10 +173,10 @@ build_local_base() {
         cp /usr/local/share/ca-certificates/*.crt "$rootfs/usr/local/share/ca-certificates/"
         chroot "$rootfs" update-ca-certificates >/dev/null 2>&1
     fi
-    # What varies between two runs of the same recipe and is not part of the system.
     chroot "$rootfs" apt-get clean
     rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/log/* \
-        "$rootfs"/var/cache/ldconfig/aux-cache "$rootfs"/tmp/* "$rootfs"/root/.cache "$rootfs"/debootstrap
+        "$rootfs"/var/cache/ldconfig/aux-cache "$rootfs"/tmp/* "$rootfs"/root/.cache \
+        "$rootfs"/debootstrap "$rootfs"/var/cache/debconf/*-old "$rootfs"/var/lib/dpkg/*-old
     # As the slim images: no documentation (but the copyright files), manual pages or
     # translations; dpkg keeps them out of later installs too.
     find "$rootfs"/usr/share/doc \( -type f -o -type l \) ! -name copyright -delete
@@ -180,13 +187,23 @@ build_local_base() {
         'path-exclude /usr/share/locale/*' >"$rootfs/etc/dpkg/dpkg.cfg.d/slim"
     : >"$rootfs/etc/machine-id"
     find "$rootfs" -name '__pycache__' -type d -prune -exec rm -rf {} +
-    tar -C "$rootfs" --sort=name --mtime=@0 --numeric-owner --xattrs -c . |
+}
+
+# base_tar DIR: the layer, as a tar stream (name order, one timestamp, numeric owners).
+base_tar() { tar -C "$1" --sort=name --mtime=@0 --numeric-owner --xattrs -c .; }
+
+build_local_base() {
+    have_image "$BASE_IMAGE" && { log "base $BASE_IMAGE: present"; return; }
+    local rootfs start=$SECONDS
+    rootfs=$(mktemp -d "${TMPDIR:-/tmp}/pulling-agent-base.XXXXXX")
+    base_rootfs "$rootfs"
+    base_tar "$rootfs" |
         "${DOCKER[@]}" import \
             -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
             -c 'ENV LANG=C.UTF-8' -c 'CMD ["python3"]' \
             -m "debootstrap $BASE_SUITE minbase + $BASE_PACKAGES (tools/build-image.sh r$BASE_RECIPE)" \
             - "$BASE_IMAGE" >/dev/null
-    rm -rf "$rootfs" "$rootfs.log"
+    rm -rf "$rootfs"
     log "base $BASE_IMAGE: built in $((SECONDS - start))s, layer $("${DOCKER[@]}" image inspect -f '{{index .RootFS.Layers 0}}' "$BASE_IMAGE")"
 }
 
@@ -227,6 +244,8 @@ build_agent() {
     "${DOCKER[@]}" save "$IMAGE" -o "$archive.new"
     mv -f "$archive.new" "$archive"
     find "$IMAGES" -name "${IMAGE//[:\/]/_}-*.tar" ! -path "$archive" -delete
+    # Earlier builds of the same tag, now untagged, would pile up in the engine.
+    "${DOCKER[@]}" image prune -f >/dev/null
     log "$IMAGE: built in $((SECONDS - start))s, runs as $user (uid $uid), size $("${DOCKER[@]}" image inspect -f '{{.Size}}' "$IMAGE" | awk '{printf "%.1f MB", $1/1e6}')"
 }
 
@@ -253,9 +272,27 @@ main() {
     local agent pause
     agent=$(agent_archive)
     pause=$(pause_archive)
+    if [[ "${1:-}" == "--base-layer-digest" ]]; then
+        # Build the local base's tree in a temporary directory and print its layer's digest
+        # (the sha256 of the tar stream, as docker import records it): two runs of the same
+        # recipe on the same day's packages print the same digest.
+        local rootfs
+        rootfs=$(mktemp -d "${TMPDIR:-/tmp}/pulling-agent-base.XXXXXX")
+        base_rootfs "$rootfs"
+        printf 'sha256:%s\n' "$(base_tar "$rootfs" | sha256sum | cut -d' ' -f1)"
+        rm -rf "$rootfs"
+        return
+    fi
     if [[ "${1:-}" == "--print" ]]; then
         printf 'IMAGE=%s\nIMAGE_ARCHIVE=%s\nPAUSE_IMAGE=%s\nPAUSE_ARCHIVE=%s\n' "$IMAGE" "$agent" "$PAUSE_IMAGE" "$pause"
         return
+    fi
+    mkdir -p "$IMAGES"
+    # One build at a time on this machine (they share the private engine and its data root).
+    exec 9>"$IMAGES/.lock"
+    if ! flock -n 9; then
+        log "waiting for another build-image.sh"
+        flock 9
     fi
     if [[ -f "$agent" && -f "$pause" && -z "${FORCE:-}" ]]; then
         log "$IMAGE and $PAUSE_IMAGE: up to date ($IMAGES)"
