@@ -240,3 +240,31 @@ def values_docs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     )
     rows = json.loads(proc.stdout)
     return {row["Key"]: row["Description"] or row["AutoDescription"] for row in rows}
+
+
+def agent_series_names() -> set[str]:
+    """Every series name the agent exports (pulling_agent/metrics.py), as
+    Prometheus stores them: counters with `_total`, histograms with `_bucket`,
+    `_sum` and `_count`."""
+    from pulling_agent.metrics import Metrics
+
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
+    return {
+        family.name + suffix
+        for family in Metrics().registry.collect()
+        for suffix in suffixes.get(family.type, ("",))
+    }
+
+
+def check_promql(
+    promql_check: Path, payload: list[dict[str, str]]
+) -> subprocess.CompletedProcess[str]:
+    """Run the PromQL checker on [{"name", "expr", "for"}, ...]."""
+    return subprocess.run(
+        [str(promql_check)],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
