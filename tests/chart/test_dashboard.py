@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.dashboard_queries import PanelQuery, dashboard_queries
 from tools import grafana_dashboard
 
 from .conftest import CHART, Chart, Rendered, agent_series_names, check_promql
@@ -42,13 +43,8 @@ def dashboard() -> dict[str, Any]:
     return model
 
 
-def targets(model: dict[str, Any]) -> list[tuple[str, str]]:
-    """(panel title, expr) of every query."""
-    return [
-        (panel["title"], target["expr"])
-        for panel in model["panels"]
-        for target in panel.get("targets", [])
-    ]
+def queries() -> list[PanelQuery]:
+    return dashboard_queries("default", "pulling-agent", rate_interval="1m")
 
 
 def dashboard_configmap(r: Rendered) -> dict[str, Any]:
@@ -106,36 +102,25 @@ def test_variables() -> None:
 
 
 def test_every_query_is_scoped_to_the_release() -> None:
-    for title, expr in targets(dashboard()):
-        selectors = re.findall(r"\b[a-z_]+\{([^}]*)\}", expr)
-        assert selectors, (title, expr)
+    for q in queries():
+        selectors = re.findall(r"\b[a-z_]+\{([^}]*)\}", q.expr)
+        assert selectors, q
         for sel in selectors:
-            assert sel.startswith('namespace="$namespace", job="$release"'), (title, expr)
+            assert sel.startswith('namespace="default", job="pulling-agent"'), q
 
 
 def test_queries_use_only_exported_series() -> None:
     exported = agent_series_names() | {"up"}
-    for title, expr in targets(dashboard()):
-        used = set(re.findall(r"\b([a-z_]+)\{", expr))
-        assert used <= exported, (title, used - exported)
+    for q in queries():
+        used = set(re.findall(r"\b([a-z_]+)\{", q.expr))
+        assert used <= exported, (q.panel, used - exported)
 
 
 def test_queries_parse(promql_check: Path) -> None:
     """Prometheus's parser accepts every query once Grafana's variables are substituted."""
-    payload = [
-        {"name": title, "expr": substitute(expr, "default", "pulling-agent"), "for": ""}
-        for title, expr in targets(dashboard())
-    ]
+    payload = [{"name": f"{q.panel} [{q.ref}]", "expr": q.expr, "for": ""} for q in queries()]
     proc = check_promql(promql_check, payload)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-
-
-def substitute(expr: str, namespace: str, release: str) -> str:
-    return (
-        expr.replace("$namespace", namespace)
-        .replace("$release", release)
-        .replace("$__rate_interval", "1m")
-    )
 
 
 def test_off_by_default(default_render: Rendered) -> None:
