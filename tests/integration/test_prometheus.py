@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 import yaml
-
 from tests.agentproc import AgentProcess
+
 from tests.conftest import AgentFactory
 from tests.dashboard_queries import dashboard_queries
 from tests.prometheus_server import PrometheusServer, why_missing
