@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 DASHBOARD_JSON = (
     Path(__file__).resolve().parents[1]
@@ -27,8 +27,12 @@ class PanelQuery(NamedTuple):
     expr: str
 
 
-def dashboard_queries(namespace: str, release: str, rate_interval: str) -> list[PanelQuery]:
-    model = json.loads(DASHBOARD_JSON.read_text())
+def dashboard_queries(
+    namespace: str, release: str, rate_interval: str, model: dict[str, Any] | None = None
+) -> list[PanelQuery]:
+    """Every query of `model` (default: the chart's JSON), variables substituted."""
+    if model is None:
+        model = json.loads(DASHBOARD_JSON.read_text())
     out = []
     for panel in model["panels"]:
         for target in panel.get("targets", []):

@@ -211,6 +211,11 @@ class PrometheusServer:
             return [{"metric": {}, "value": data["result"]}]
         return list(data["result"])
 
+    def query_range(self, expr: str, start: float, end: float, step: str = "1s") -> list[Any]:
+        """A range query's matrix, as a Grafana panel over [start, end] asks for it."""
+        data = self.api("query_range", query=expr, start=str(start), end=str(end), step=step)
+        return list(data["result"])
+
     def value(self, expr: str) -> float | None:
         """The single sample of `expr`, or None when it returns nothing."""
         result = self.query(expr)
