@@ -12,7 +12,7 @@ import pytest
 from tests.dashboard_queries import PanelQuery, dashboard_queries
 from tools import grafana_dashboard
 
-from .conftest import CHART, Chart, Rendered, agent_series_names, check_promql
+from .conftest import CHART, Chart, Rendered, agent_series_names, assert_labels_exist, check_promql
 
 pytestmark = pytest.mark.chart
 
@@ -114,6 +114,11 @@ def test_queries_use_only_exported_series() -> None:
     for q in queries():
         used = set(re.findall(r"\b([a-z_]+)\{", q.expr))
         assert used <= exported, (q.panel, used - exported)
+
+
+def test_queries_use_only_labels_the_series_carry() -> None:
+    for q in queries():
+        assert_labels_exist(f"{q.panel} [{q.ref}]", q.expr)
 
 
 def test_queries_parse(promql_check: Path) -> None:

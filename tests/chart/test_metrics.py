@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Chart, Rendered, agent_series_names, check_promql
+from .conftest import Chart, Rendered, agent_series_names, assert_labels_exist, check_promql
 
 pytestmark = pytest.mark.chart
 
@@ -95,6 +95,7 @@ def test_prometheus_rule(chart: Chart) -> None:
         assert re.search(r"\{\{ \$labels\.(pod|job) \}\}", rule["annotations"]["summary"])
         used = set(re.findall(r"\b(pulling_agent_[a-z_]+)\b", rule["expr"]))
         assert used <= exported, used - exported
+        assert_labels_exist(rule["alert"], rule["expr"])
 
 
 def test_promql_is_valid(chart: Chart, promql_check: Path) -> None:
