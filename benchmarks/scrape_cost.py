@@ -16,7 +16,7 @@ import socket
 
 from harness import DEFAULT_INTERVALS, Figures, Unavailable, Workspace, say
 
-from tests.prometheus_server import PrometheusServer, why_missing
+from testkit.prometheus_server import PrometheusServer, why_missing
 
 SCRAPES = 5
 

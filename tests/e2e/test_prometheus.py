@@ -25,14 +25,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.dashboard_queries import dashboard_queries
-from tests.e2e.providers import Cluster
-from tests.e2e.release import CHART, RELEASE, Release, agent_pods
-from tests.prometheus_server import (
+from testkit.clusters import Cluster
+from testkit.prometheus_server import (
     PrometheusServer,
     scrape_config_for_service_monitor,
-    why_missing,
 )
+from tests.dashboard_queries import dashboard_queries
+from tests.e2e.release import CHART, RELEASE, Release, agent_pods
 
 pytestmark = [pytest.mark.e2e, pytest.mark.requires_pods]
 
@@ -64,12 +63,6 @@ def rendered(release: Release, kind: str) -> dict[str, Any]:
     text = release.helm("template", RELEASE, str(CHART), *VALUES, *MONITORING)
     (obj,) = [o for o in yaml.safe_load_all(text) if o and o["kind"] == kind]
     return dict(obj)
-
-
-@pytest.fixture
-def prometheus_binary() -> None:
-    if (reason := why_missing()) is not None:
-        pytest.skip(reason)
 
 
 def test_prometheus_scrapes_the_chart_pods(
@@ -107,7 +100,7 @@ def test_prometheus_scrapes_the_chart_pods(
         # A signal pauses the pod (the guide's emergency method): pending, then firing.
         r.guide(f"kubectl exec {pod} -- kill -USR1 1")
         prom.wait_for(lambda: state_is("paused"), "Prometheus to see the signal's pause")
-        assert prom.value(f'pulling_agent_desired_state{{{this_pod}, state="running"}}') == 1
+        assert prom.value(f'pulling_agent_declared_state{{{this_pod}, state="running"}}') == 1
         prom.wait_for(lambda: alert_states().get(pod) == "pending", "the alert to be pending")
         prom.wait_for(lambda: alert_states().get(pod) == "firing", "the alert to fire")
         r.guide(f"kubectl exec {pod} -- kill -USR2 1")
@@ -117,7 +110,7 @@ def test_prometheus_scrapes_the_chart_pods(
         # The ConfigMap pauses it (the guide's declarative method): never unexpected.
         r.guide(GUIDE_CONFIGMAP.format(word="pause"))
         prom.wait_for(lambda: state_is("paused"), "Prometheus to see the ConfigMap's pause")
-        assert prom.value(f'pulling_agent_desired_state{{{this_pod}, state="paused"}}') == 1
+        assert prom.value(f'pulling_agent_declared_state{{{this_pod}, state="paused"}}') == 1
         paused_at = time.monotonic()
         seen: list[dict[str, str]] = []
         prom.wait_for(

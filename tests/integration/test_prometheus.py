@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.agentproc import AgentProcess
 
+from testkit.agentproc import AgentProcess
+from testkit.prometheus_server import PrometheusServer
 from tests.conftest import AgentFactory
 from tests.dashboard_queries import dashboard_queries
-from tests.prometheus_server import PrometheusServer, why_missing
 
 pytestmark = pytest.mark.integration
 
@@ -78,12 +78,6 @@ def static_job(agents: dict[str, int]) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def prometheus_binary() -> None:
-    if (reason := why_missing()) is not None:
-        pytest.skip(reason)
-
-
 def test_prometheus_sees_pauses_alerts_and_every_panel(
     prometheus_binary: None,
     agent_factory: AgentFactory,
@@ -126,14 +120,13 @@ def test_prometheus_sees_pauses_alerts_and_every_panel(
             lambda: prom.value(f'pulling_agent_state{{{sel}, pod="agent-a", state="paused"}}') == 1,
             "Prometheus to see agent-a paused",
         )
-        assert (
-            prom.value(f'pulling_agent_desired_state{{{sel}, pod="agent-a", state="running"}}') == 1
-        )
+        declared = f'pulling_agent_declared_state{{{sel}, pod="agent-a", state="running"}}'
+        assert prom.value(declared) == 1
         # The control file asks agent-b to pause: declared, so never unexpected.
         b.write_control("pause")
         prom.wait_for(
             lambda: (
-                prom.value(f'pulling_agent_desired_state{{{sel}, pod="agent-b", state="paused"}}')
+                prom.value(f'pulling_agent_declared_state{{{sel}, pod="agent-b", state="paused"}}')
                 == 1
             ),
             "Prometheus to see agent-b's declared pause",

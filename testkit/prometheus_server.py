@@ -1,4 +1,4 @@
-"""A real Prometheus server (./bin/prometheus from `make tools`), for the tests that scrape agents.
+"""A real Prometheus server (./bin/prometheus from `make tools`) for tests and benchmarks.
 
 `PrometheusServer` writes a configuration (short scrape and evaluation
 intervals so that tests are quick, the rule files given), starts the server on
