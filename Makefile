@@ -33,7 +33,7 @@ run: install ## Run the agent on sqlite:///pulling-agent.db, seeded with demo do
 	$(BIN)/pulling-agent run --seed 1000 --log-format text
 
 .PHONY: tools
-tools: ## Build pinned helm, ct, helm-docs, kind, kubectl and the Kubernetes components (control plane, kubelet, kube-scheduler, kube-proxy), etcd into ./bin
+tools: ## Build pinned helm, ct, helm-docs, kind, kubectl, the Kubernetes components (control plane, kubelet, kube-scheduler, kube-proxy), etcd, prometheus and promtool into ./bin
 	tools/build-tools.sh
 
 .PHONY: system-deps
@@ -60,6 +60,10 @@ lint-chart: install ## helm lint (defaults and each ci/*-values.yaml) and ct lin
 .PHONY: docs-chart
 docs-chart: ## Regenerate charts/pulling-agent/README.md from values.yaml comments (helm-docs)
 	bin/helm-docs --chart-search-root charts/pulling-agent --skip-version-footer
+
+.PHONY: dashboard
+dashboard: install ## Regenerate charts/pulling-agent/dashboards/pulling-agent.json (grafana-foundation-sdk)
+	$(BIN)/python tools/grafana_dashboard.py
 
 .PHONY: test
 test: install system-deps tools lint ## Everything: set-up, lint, unit, integration, chart and e2e tiers

@@ -32,6 +32,7 @@ if str(ROOT) not in sys.path:  # for `testkit.agentproc` and `testkit.postgres_s
     sys.path.insert(1, str(ROOT))
 
 import latency  # noqa: E402
+import scrape_cost  # noqa: E402
 import throughput  # noqa: E402
 from harness import Figures, Unavailable, Workspace, load_average, one_line, say  # noqa: E402
 
@@ -138,6 +139,11 @@ GROUPS = (
         POD_FIGURES,
         lambda ctx: run_script(ctx, PODS_SCRIPT, POD_FIGURES, PODS_TIMEOUT),
     ),
+    Group(
+        "scrape",
+        ("scrape_bytes_per_agent", "series_per_agent"),
+        lambda ctx: scrape_cost.bench_scrape(ctx.figures, ctx.ws),
+    ),
 )
 
 
@@ -164,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="NAME",
-        help="a group (signal, file, midbatch, throughput, postgres, configmap, pods) or a "
+        help="a group (signal, file, midbatch, throughput, postgres, configmap, pods, scrape) or a "
         "figure name; repeatable",
     )
     parser.add_argument("--list", action="store_true", help="list the groups and figures")

@@ -91,6 +91,7 @@ class Controller:
                 state=self._machine.state,
                 desired=self._desired,
                 counters=self._stats.counters,
+                lag=self._stats.lag(),
                 pid=os.getpid(),
                 paused_since=self._paused_since,
                 reason=request.reason if request else "",

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pulling_agent.atomic_write import write_atomically
+from pulling_agent.lag import LIVENESS_KEYS as LAG_KEYS
 from pulling_agent.snapshot import Listener, Snapshot
 from pulling_agent.state import State
 from pulling_agent.text import one_line
@@ -24,7 +25,8 @@ READINESS = "readiness"
 LIVENESS = "liveness"
 
 #: The liveness file's `key=value` lines, in order. The first three are the
-#: original agent's, which operators grep; `pid` comes last.
+#: original agent's, which operators grep; then these, the lag's (`LAG_KEYS`,
+#: pulling_agent/lag.py); `pid` comes last.
 COUNTER_KEYS = ("batches", "documents", "errors")
 TEXT_KEYS = (
     "desired_state",
@@ -52,10 +54,11 @@ def render_liveness(snapshot: Snapshot, now: datetime | None = None) -> str:
         "requested_at": precise(snapshot.requested_at),
         "channel": snapshot.channel,
         "error": one_line(snapshot.error),
+        **snapshot.lag.fields(),
         "pid": snapshot.pid,
     }
     lines = [snapshot.state.value, precise(now or utc_now())]
-    lines += [f"{key}={values[key]}" for key in (*COUNTER_KEYS, *TEXT_KEYS, "pid")]
+    lines += [f"{key}={values[key]}" for key in (*COUNTER_KEYS, *TEXT_KEYS, *LAG_KEYS, "pid")]
     return "\n".join(lines) + "\n"
 
 

@@ -16,6 +16,9 @@ log = logging.getLogger(__name__)
 
 #: Longest reason or requester kept as a label value.
 LABEL_CHARS = 80
+#: The labels of `pulling_agent_batches_total` and `pulling_agent_documents_total`.
+BATCH_OUTCOMES = ("complete", "interrupted")
+DOCUMENT_OUTCOMES = ("done", "failed", "retried", "released")
 
 
 class Metrics(Listener):
@@ -86,6 +89,12 @@ class Metrics(Listener):
         self._info_labels: tuple[str, str, str] | None = None
         self._batch_children: dict[str, Counter] = {}
         self._document_children: dict[str, Counter] = {}
+        # Every outcome exported at 0 from the start: rate() and increase() count
+        # the first batch, and the stall alert sees an agent that never finished one.
+        for outcome in BATCH_OUTCOMES:
+            self._batch_child(outcome)
+        for outcome in DOCUMENT_OUTCOMES:
+            self._document_child(outcome)
 
     def serve(self, port: int, address: str = "0.0.0.0") -> None:  # noqa: S104 - a pod's port
         start_http_server(port, addr=address, registry=self.registry)
@@ -121,12 +130,7 @@ class Metrics(Listener):
         """Once a batch, on the worker's hot path: labelled children are cached."""
         self._batch_child(outcome).inc()
         self.batch_duration.observe(duration)
-        for name, count in (
-            ("done", done),
-            ("failed", failed),
-            ("retried", retried),
-            ("released", released),
-        ):
+        for name, count in zip(DOCUMENT_OUTCOMES, (done, failed, retried, released), strict=True):
             if count:
                 self._document_child(name).inc(count)
         self.last_batch.set(time.time())

@@ -8,10 +8,11 @@ operator command (`command_handled`).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from pulling_agent.commands import Command, CommandResult
+from pulling_agent.lag import Lag, LagWindow
 from pulling_agent.state import Desired, State
 
 
@@ -48,6 +49,8 @@ class Snapshot:
     #: What the declarative channels (control file, ConfigMap) last asked for;
     #: a signal changes `desired` but not this. Their mismatch is worth an alert.
     declared: Desired = Desired.RUNNING
+    #: The backlog, this agent's rate and the time to drain (pulling_agent/lag.py).
+    lag: Lag = field(default_factory=Lag)
 
     @property
     def ready(self) -> bool:
@@ -56,11 +59,12 @@ class Snapshot:
 
 
 class Stats:
-    """Thread-safe totals, updated by the worker and read by the controller."""
+    """Thread-safe totals and the lag window, updated by the worker and read by the controller."""
 
-    def __init__(self) -> None:
+    def __init__(self, lag_window: LagWindow | None = None) -> None:
         self._lock = threading.Lock()
         self._counters = Counters()
+        self._lag = lag_window or LagWindow()
 
     def add(self, batches: int = 0, documents: int = 0, errors: int = 0) -> None:
         with self._lock:
@@ -73,6 +77,13 @@ class Stats:
     def counters(self) -> Counters:
         with self._lock:
             return self._counters
+
+    def observe_backlog(self, backlog: int) -> None:
+        self._lag.backlog_observed(backlog)
+
+    def lag(self) -> Lag:
+        """The lag now (records the documents total for the rate)."""
+        return self._lag.lag(self.counters.documents)
 
 
 class Listener:

@@ -224,6 +224,7 @@ class Worker:
         self._last_backlog = now
         with contextlib.suppress(SourceError):  # the next claim reports it
             backlog = self._source.backlog()
+            self._stats.observe_backlog(backlog)
             self._observer.backlog_observed(backlog)
             counters = self._stats.counters
             if counters != self._last_progress:

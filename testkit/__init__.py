@@ -2,6 +2,8 @@
 
 - `testkit.agentproc`: the agent as a real `pulling-agent run` process;
 - `testkit.postgres_server`: a PostgreSQL server from the machine's binaries;
+- `testkit.prometheus_server`: a Prometheus server from ./bin, and the scrape
+  job the Prometheus Operator makes of the chart's ServiceMonitor;
 - `testkit.clusters`: Kubernetes cluster providers (a control plane from
   ./bin, kind, an existing cluster).
 

@@ -36,6 +36,7 @@ from pulling_agent.health import (
     HealthFileError,
     read_liveness,
 )
+from pulling_agent.lag import Lag
 from pulling_agent.state import State
 from pulling_agent.text import one_line
 from pulling_agent.timestamps import precise, request_stamp, utc_now
@@ -170,6 +171,7 @@ def local_status(health_dir: Path, stale_after: float) -> dict[str, Any]:
         "problem": problem,
         **{key: record.get_int(key) for key in COUNTER_KEYS},
         **{key: record.fields.get(key, "") for key in TEXT_KEYS},
+        **Lag.from_fields(record.fields).as_dict(),
     }
 
 
@@ -267,6 +269,8 @@ def status(health_dir: Path, output: str, stale_after: float) -> None:
                 value = "yes" if value else "no"
             if value not in (None, ""):
                 click.echo(f"{label + ':':<14}{value}")
+        for label, text in Lag.from_dict(data).describe():
+            click.echo(f"{label + ':':<14}{text}")
         if "batches" in data:
             click.echo(
                 f"batches={data['batches']} documents={data['documents']} errors={data['errors']}"

@@ -18,6 +18,8 @@ pytestmark = pytest.mark.chart
 
 MONITOR = {"metrics": {"serviceMonitor": {"enabled": True}}}
 RULES = {"metrics": {"prometheusRule": {"enabled": True}}}
+DASHBOARD = {"metrics": {"dashboard": {"enabled": True}}}
+DASHBOARD_FOLDER = {"metrics": {"dashboard": {"enabled": True, "folder": "Queues"}}}
 PAUSED = {"control": {"state": "pause"}}
 WINDOW = {"name": "nightly", "pause": "0 2 * * *", "resume": "0 4 * * *"}
 WINDOWS = {"maintenanceWindows": [WINDOW]}
@@ -98,6 +100,15 @@ SAMPLES: dict[str, tuple[Any, str, dict[str, Any]]] = {
     "metrics.prometheusRule.unexpectedPauseFor": ("7m", "for: 7m", RULES),
     "metrics.prometheusRule.pausedTooLongSeconds": (4321, "> 4321", RULES),
     "metrics.prometheusRule.stalledFor": ("21m", "[21m]", RULES),
+    "metrics.prometheusRule.notReportingFor": ("3m", "for: 3m", RULES),
+    "metrics.dashboard.enabled": (True, "grafana_dashboard", {}),
+    "metrics.dashboard.label": ("dashboards", "dashboards: ", DASHBOARD),
+    "metrics.dashboard.labelValue": ("pulling", 'grafana_dashboard: "pulling"', DASHBOARD),
+    "metrics.dashboard.folder": ("Queues", 'grafana_folder: "Queues"', DASHBOARD),
+    "metrics.dashboard.folderAnnotation": ("dash-dir", "dash-dir", DASHBOARD_FOLDER),
+    "metrics.dashboard.namespace": ("monitoring", "namespace: monitoring", DASHBOARD),
+    "metrics.dashboard.labels": ({"team": "queues"}, "team: queues", DASHBOARD),
+    "metrics.dashboard.annotations": ({"note": "generated"}, "note: generated", DASHBOARD),
     "serviceAccount.create": (False, "kind: ServiceAccount", {"serviceAccount": {"name": "q"}}),
     "serviceAccount.name": ("queue-agent", "queue-agent", {}),
     "serviceAccount.annotations": (

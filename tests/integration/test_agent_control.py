@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import urllib.request
@@ -159,6 +160,33 @@ def test_local_cli_pause_resume_status(busy_agent: AgentProcess) -> None:
     # After a clean stop the agent is reported as stopped, not running.
     status = json.loads(cli("status", "-o", "json", "--health-dir", str(agent.health_dir)).stdout)
     assert status["state"] == "STOPPED"
+
+
+def test_status_shows_backlog_rate_and_time_to_drain(
+    agent_factory: AgentFactory, seeded_queue: Callable[[int], str]
+) -> None:
+    """The guide's "check if agent is behind", without grep: `pulling-agent status`."""
+    agent = agent_factory(
+        source=seeded_queue(3000),
+        args=("--processor", "slow", "--processor-option", "seconds=0.005", "--batch-size", "5"),
+    ).start("running")
+    agent.wait_for(
+        lambda: agent.liveness().get("drain_eta_seconds"), "a time to drain in the liveness file"
+    )
+    status = json.loads(cli("status", "-o", "json", "--health-dir", str(agent.health_dir)).stdout)
+    assert 0 < status["backlog_documents"] < 3000
+    assert status["documents_per_second"] > 0
+    assert status["backlog_change_per_second"] < 0
+    assert status["drain_eta_seconds"] > 0
+    text = cli("status", "--health-dir", str(agent.health_dir)).stdout
+    assert re.search(r"^Backlog: +\d+ documents$", text, re.M), text
+    assert re.search(r"^Rate: +[0-9.]+ documents/s by this agent \(last \d+ s\)$", text, re.M)
+    assert re.search(r"^Trend: +draining, -[0-9.]+ documents/s", text, re.M), text
+    assert re.search(r"^Drained in: +~\d+", text, re.M), text
+    # The first liveness lines stay what operators grep.
+    assert agent.liveness_lines()[2].startswith("batches=")
+    assert agent.liveness_lines()[3].startswith("documents=")
+    assert agent.stop() == 0
 
 
 def test_status_without_an_agent_is_unhealthy(tmp_path: Path) -> None:

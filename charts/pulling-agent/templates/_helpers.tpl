@@ -200,6 +200,9 @@ Checks that templates cannot express in the schema (they need two values at once
 {{- if and .Values.metrics.prometheusRule.enabled (not .Values.metrics.enabled) }}
 {{- fail "metrics.prometheusRule.enabled needs metrics.enabled" }}
 {{- end }}
+{{- if and .Values.metrics.dashboard.enabled (not .Values.metrics.enabled) }}
+{{- fail "metrics.dashboard.enabled needs metrics.enabled" }}
+{{- end }}
 {{- /* Accounts: an existing one must be named; the chart never creates one twice. */}}
 {{- $jobs := include "pulling-agent.hasControlJobs" . }}
 {{- if not (or .Values.serviceAccount.create .Values.serviceAccount.name) }}
