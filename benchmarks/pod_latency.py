@@ -115,12 +115,14 @@ def measure(runs: int, samples: int, rng: random.Random, figures: Figures) -> No
 
                 latencies, readiness = [], []
                 for i in range(runs):
-                    time.sleep(rng.uniform(0.2, 0.6))
+                    measure_readiness = i < max(3, runs // 2)  # each costs up to a period
+                    # A Ready pod was just probed: spread the pauses over the probe period.
+                    time.sleep(rng.uniform(0.2, PROBE_PERIOD_S if measure_readiness else 0.6))
                     start = time.perf_counter()
                     subprocess.run(guide("pause"), env=env, check=True)
                     paused = wait_for(lambda: agent_state(ip) == "paused", 60, 0.005, "paused")
                     latencies.append(paused - start)
-                    if i < max(3, runs // 2):  # each costs up to a probe period
+                    if measure_readiness:
                         unready = wait_for(lambda: not ready(), 120, 0.1, "NotReady")
                         readiness.append(unready - start)
                     subprocess.run(guide("running"), env=env, check=True)

@@ -38,7 +38,7 @@ PUBLIC_BASE=python:3.11-slim-bookworm
 PAUSE_TAG=3.10
 PAUSE_IMAGE=local/pause:$PAUSE_TAG
 # The local base: bump BASE_RECIPE when the recipe below changes.
-BASE_RECIPE=2
+BASE_RECIPE=3
 BASE_SUITE=bookworm
 BASE_PACKAGES=python3,python3-pip,python3-venv,ca-certificates,procps
 BASE_IMAGE=local/python:3.11-$BASE_SUITE-r$BASE_RECIPE
@@ -189,8 +189,12 @@ base_rootfs() {
     find "$rootfs" -name '__pycache__' -type d -prune -exec rm -rf {} +
 }
 
-# base_tar DIR: the layer, as a tar stream (name order, one timestamp, numeric owners).
-base_tar() { tar -C "$1" --sort=name --mtime=@0 --numeric-owner --xattrs -c .; }
+# base_tar DIR: the layer, as a tar stream: name order, one timestamp, numeric owners, and
+# no access or change times in the pax headers that --xattrs brings.
+base_tar() {
+    tar -C "$1" --sort=name --mtime=@0 --numeric-owner --xattrs \
+        --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime -c .
+}
 
 build_local_base() {
     have_image "$BASE_IMAGE" && { log "base $BASE_IMAGE: present"; return; }
@@ -259,7 +263,7 @@ build_pause() {
     dir=$(mktemp -d)
     gcc -static -O2 -DVERSION="$KUBERNETES_VERSION-local" -o "$dir/pause" "$src/build/pause/linux/pause.c"
     strip "$dir/pause" 2>/dev/null || true
-    tar -C "$dir" --sort=name --mtime=@0 --numeric-owner -c pause |
+    base_tar "$dir" |
         "${DOCKER[@]}" import -c 'ENTRYPOINT ["/pause"]' -c 'USER 65535:65535' - "$PAUSE_IMAGE" >/dev/null
     rm -rf "$dir"
     mkdir -p "$IMAGES"
