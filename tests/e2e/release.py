@@ -69,6 +69,21 @@ class Release:
     def install(self, *args: str) -> str:
         return self.helm("install", self.name, str(CHART), *args)
 
+    def install_replicas(self, replicas: int, *args: str) -> str:
+        """Install with `replicas` agent pods.  More than one needs a shared source by the
+        chart's rules; a URL from a Secret passes that check, and each pod keeps its own
+        SQLite in its emptyDir: for tests where only the control of every pod matters."""
+        self.core.create_namespaced_secret(
+            self.namespace,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name="queue"),
+                string_data={"url": "sqlite:////data/agent.db"},
+            ),
+        )
+        return self.install(
+            "--set", f"replicaCount={replicas}", "--set", "source.existingSecret=queue", *args
+        )  # fmt: skip
+
     def upgrade(self, *args: str) -> str:
         return self.helm("upgrade", self.name, str(CHART), *args)
 

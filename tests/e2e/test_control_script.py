@@ -161,19 +161,8 @@ def test_forbidden_update_fails_with_kubectls_reason(
 
 @pytest.mark.requires_pods
 def test_pause_status_resume_with_two_replicas(release: Release) -> None:
-    # Two replicas need a shared source by the chart's rules; a URL from a Secret
-    # passes that check, and each pod keeps its own SQLite in its emptyDir: the
-    # queue does not matter here, only the control of both pods.
-    release.core.create_namespaced_secret(
-        release.namespace,
-        client.V1Secret(
-            metadata=client.V1ObjectMeta(name="queue"),
-            string_data={"url": "sqlite:////data/agent.db"},
-        ),
-    )
-    release.install(
-        "--set", "replicaCount=2", "--set", "source.existingSecret=queue",
-        "--set", "agent.seed=100000", "--set", "agent.logFormat=text",
+    release.install_replicas(
+        2, "--set", "agent.seed=100000", "--set", "agent.logFormat=text",
         "--wait", "--timeout", "300s",
     )  # fmt: skip
     pods = agent_pods(release)

@@ -341,19 +341,7 @@ def test_a_maintenance_window_cronjob_runs_on_schedule(running: RunningFactory) 
 
 def test_make_k8s_targets_with_two_replicas(make_release: Callable[..., Release]) -> None:
     r = make_release(prefix="make")
-    # Two replicas need a shared source by the chart's rules; a URL from a Secret passes
-    # that check (each pod keeps its own SQLite: only the control of both pods matters).
-    r.core.create_namespaced_secret(
-        r.namespace,
-        client.V1Secret(
-            metadata=client.V1ObjectMeta(name="queue"),
-            string_data={"url": "sqlite:////data/agent.db"},
-        ),
-    )
-    r.install(
-        "--set", "replicaCount=2", "--set", "source.existingSecret=queue",
-        "--set", "agent.seed=100000", *FAST_PROBES,
-    )  # fmt: skip
+    r.install_replicas(2, "--set", "agent.seed=100000", *FAST_PROBES)
     r.guide("kubectl rollout status deployment/pulling-agent --timeout=300s")
     pods = sorted(p.metadata.name for p in agent_pods(r.core, r.namespace))
     assert len(pods) == 2
