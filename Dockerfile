@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The pulling-agent image: `make image` (docker build -t pulling-agent:<version> .).
 #
 # Two stages: the builder makes wheels of the package and of its pinned
@@ -32,9 +31,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PULLING_AGENT_SOURCE=sqlite:////data/agent.db
 # procps provides /bin/kill (for `kubectl exec $POD -- kill -USR1 1`) and ps;
 # coreutils (test, stat, date) and dash are already there for the exec probes.
-RUN apt-get update \
+# (The local base of tools/build-image.sh has procps already: no apt-get there.)
+RUN test -x /bin/kill || { apt-get update \
     && apt-get install -y --no-install-recommends procps \
-    && rm -rf /var/lib/apt/lists/*
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin; }
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     python -m pip install --no-index --find-links /wheels pulling-agent
 # A fixed numeric user, so that runAsNonRoot can verify it (the chart uses 10001 too).

@@ -14,7 +14,6 @@ PYTEST_ARGS ?=
 NAMESPACE ?= default
 RELEASE ?= pulling-agent
 REASON ?=
-IMAGE ?= pulling-agent:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
 .PHONY: help
 help: ## List the targets
@@ -34,18 +33,19 @@ run: install ## Run the agent on sqlite:///pulling-agent.db, seeded with demo do
 	$(BIN)/pulling-agent run --seed 1000 --log-format text
 
 .PHONY: tools
-tools: ## Build pinned helm, ct, helm-docs, kind, kubectl, kube-apiserver, kube-controller-manager, etcd into ./bin
+tools: ## Build pinned helm, ct, helm-docs, kind, kubectl, the Kubernetes components (control plane, kubelet, kube-scheduler, kube-proxy), etcd, prometheus and promtool into ./bin
 	tools/build-tools.sh
 
 .PHONY: system-deps
-system-deps: ## Install the Debian packages the tests use (PostgreSQL, openssl), when root
+system-deps: ## Install the Debian packages the tests use (PostgreSQL, openssl, containerd, runc, CNI plugins, docker.io, debootstrap), when root
 	tools/system-deps.sh
 
 .PHONY: lint
-lint: install ## ruff, mypy --strict, shellcheck, helm lint, ct lint
+lint: install ## ruff, mypy --strict, import layers (import-linter), shellcheck, helm lint, ct lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/shellcheck control/*.sh tools/*.sh .ci/run
 	@[ -x bin/helm ] && [ -x bin/ct ] || { echo "lint: bin/helm or bin/ct missing, run 'make tools'" >&2; exit 1; }
 	$(MAKE) --no-print-directory lint-chart
@@ -60,6 +60,10 @@ lint-chart: install ## helm lint (defaults and each ci/*-values.yaml) and ct lin
 .PHONY: docs-chart
 docs-chart: ## Regenerate charts/pulling-agent/README.md from values.yaml comments (helm-docs)
 	bin/helm-docs --chart-search-root charts/pulling-agent --skip-version-footer
+
+.PHONY: dashboard
+dashboard: install ## Regenerate charts/pulling-agent/dashboards/pulling-agent.json (grafana-foundation-sdk)
+	$(BIN)/python tools/grafana_dashboard.py
 
 .PHONY: test
 test: install system-deps tools lint ## Everything: set-up, lint, unit, integration, chart and e2e tiers
@@ -92,8 +96,16 @@ bench: install $(BENCH_STAMP) tools ## Print the performance figures, one JSON o
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 .PHONY: image
-image: ## Build the agent image (needs a Docker engine)
-	docker build -t $(IMAGE) .
+image: ## Build the agent image with no registry (a local debootstrap base where the public one cannot be pulled)
+	tools/build-image.sh
+
+.PHONY: cluster-up
+cluster-up: install system-deps tools ## Start a one-node Kubernetes cluster here (root) with the agent image loaded; prints the KUBECONFIG line
+	$(BIN)/python -m testkit.clusters up
+
+.PHONY: cluster-down
+cluster-down: install ## Stop the cluster-up cluster and remove its mounts, iptables chains, bridge and cgroups
+	$(BIN)/python -m testkit.clusters down
 
 .PHONY: k8s-pause
 k8s-pause: ## Pause every replica (ConfigMap + signals, verified); NAMESPACE, REASON
@@ -112,4 +124,4 @@ k8s-control-status: k8s-status ## Alias used by the original agent's docs
 
 .PHONY: clean
 clean: ## Remove build and test leftovers (not the tool cache)
-	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache pulling-agent.db*
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .import_linter_cache pulling-agent.db*

@@ -35,7 +35,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-if str(ROOT) not in sys.path:  # for `tests.agentproc` and the e2e providers
+if str(ROOT) not in sys.path:  # for `testkit` (agent processes, the control plane)
     sys.path.insert(1, str(ROOT))
 
 from harness import (  # noqa: E402
@@ -48,8 +48,8 @@ from harness import (  # noqa: E402
     watching,
 )
 
-from tests.e2e.providers.base import find_tool  # noqa: E402
-from tests.e2e.providers.controlplane import ControlPlane, missing_binaries  # noqa: E402
+from testkit.clusters.base import find_tool  # noqa: E402
+from testkit.clusters.controlplane import ControlPlane, missing_binaries  # noqa: E402
 
 NAMES = ("pause_latency_configmap_p50_ms", "pause_latency_configmap_p99_ms")
 GUIDE_CONFIGMAP_MS = 3000.0  # "Response time: ~2-4 seconds"

@@ -2,7 +2,7 @@
 
 Figures go to stdout, one JSON object a line (`Figures.emit`); progress and
 explanations go to stderr (`say`). Agents are real `pulling-agent run`
-processes (`tests.agentproc.AgentProcess`) in a private directory, always
+processes (`testkit.agentproc.AgentProcess`) in a private directory, always
 killed at the end. State changes are observed through inotify on the health
 directory, so waiting for `paused` costs no polling and adds well under a
 millisecond to a measured latency.
@@ -26,7 +26,7 @@ from typing import Any
 
 from inotify_simple import INotify, flags
 
-from tests.agentproc import AgentProcess, write_kubelet_style
+from testkit.agentproc import AgentProcess, write_kubelet_style
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -27,7 +27,7 @@ from harness import (
     watching,
 )
 
-from tests.agentproc import AgentProcess, cli, write_kubelet_style
+from testkit.agentproc import AgentProcess, cli, write_kubelet_style
 
 SIGNAL_RUNS = 50
 FILE_RUNS = 30

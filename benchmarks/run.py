@@ -28,17 +28,20 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-if str(ROOT) not in sys.path:  # for `tests.agentproc` and `tests.postgres_server`
+if str(ROOT) not in sys.path:  # for `testkit.agentproc` and `testkit.postgres_server`
     sys.path.insert(1, str(ROOT))
 
 import batch_size  # noqa: E402
 import drain  # noqa: E402
 import latency  # noqa: E402
+import scrape_cost  # noqa: E402
 import throughput  # noqa: E402
 from harness import Figures, Unavailable, Workspace, load_average, one_line, say  # noqa: E402
 
 CONFIGMAP_SCRIPT = HERE / "configmap_latency.py"
 CONFIGMAP_TIMEOUT = 300.0
+PODS_SCRIPT = HERE / "pod_latency.py"
+PODS_TIMEOUT = 1200.0
 
 
 @dataclass
@@ -63,36 +66,40 @@ def run_signal_and_cpu(ctx: Context) -> None:
     agent.stop()
 
 
-def run_configmap(ctx: Context) -> None:
-    names = ("pause_latency_configmap_p50_ms", "pause_latency_configmap_p99_ms")
-    if not CONFIGMAP_SCRIPT.is_file():
-        raise Unavailable(
-            f"{CONFIGMAP_SCRIPT.relative_to(ROOT)} does not exist yet "
-            "(the ConfigMap watch latency against a real control plane)"
-        )
-    say(f"configmap: running {CONFIGMAP_SCRIPT.relative_to(ROOT)}")
+def run_script(ctx: Context, script: Path, names: tuple[str, ...], timeout: float) -> None:
+    """Run a benchmark script that prints figure lines itself (it starts its own cluster)."""
+    say(f"{script.stem}: running {script.relative_to(ROOT)}")
     try:
         proc = subprocess.run(
-            [sys.executable, str(CONFIGMAP_SCRIPT)],
+            [sys.executable, str(script)],
             stdout=subprocess.PIPE,
             stderr=None,  # its progress goes straight to our stderr
             text=True,
-            timeout=CONFIGMAP_TIMEOUT,
+            timeout=timeout,
             cwd=ROOT,
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise RuntimeError(f"configmap_latency.py ran over {CONFIGMAP_TIMEOUT:.0f}s") from None
+        raise RuntimeError(f"{script.name} ran over {timeout:.0f}s") from None
     for raw in proc.stdout.splitlines():
         try:
             line = json.loads(raw)
         except ValueError:
-            say(f"configmap: {raw}")
+            say(f"{script.stem}: {raw}")
             continue
         if isinstance(line, dict) and "name" in line:
             ctx.figures.pass_through(line)
     if proc.returncode != 0 and not all(n in ctx.figures.written for n in names):
-        raise RuntimeError(f"configmap_latency.py exited {proc.returncode}")
+        raise RuntimeError(f"{script.name} exited {proc.returncode}")
+
+
+CONFIGMAP_FIGURES = ("pause_latency_configmap_p50_ms", "pause_latency_configmap_p99_ms")
+POD_FIGURES = (
+    "pause_latency_configmap_pod_p50_ms",
+    "pause_latency_configmap_pod_p99_ms",
+    "readiness_after_pause_p50_s",
+    "kubelet_configmap_refresh_s",
+)
 
 
 GROUPS = (
@@ -131,8 +138,18 @@ GROUPS = (
     ),
     Group(
         "configmap",
-        ("pause_latency_configmap_p50_ms", "pause_latency_configmap_p99_ms"),
-        run_configmap,
+        CONFIGMAP_FIGURES,
+        lambda ctx: run_script(ctx, CONFIGMAP_SCRIPT, CONFIGMAP_FIGURES, CONFIGMAP_TIMEOUT),
+    ),
+    Group(
+        "pods",
+        POD_FIGURES,
+        lambda ctx: run_script(ctx, PODS_SCRIPT, POD_FIGURES, PODS_TIMEOUT),
+    ),
+    Group(
+        "scrape",
+        ("scrape_bytes_per_agent", "series_per_agent"),
+        lambda ctx: scrape_cost.bench_scrape(ctx.figures, ctx.ws),
     ),
 )
 
@@ -160,9 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="NAME",
-        help="a group (signal, file, midbatch, throughput, postgres, configmap; drain = "
-        "throughput and postgres; batchsize, not in the default run) or a figure name; "
-        "repeatable",
+        help="a group (signal, file, midbatch, throughput, postgres, configmap, pods, scrape; "
+        "drain = throughput and postgres; batchsize, not in the default run) or a figure "
+        "name; repeatable",
     )
     parser.add_argument("--list", action="store_true", help="list the groups and figures")
     parser.add_argument("--keep", action="store_true", help="keep the agents' directories")

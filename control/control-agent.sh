@@ -20,6 +20,19 @@ readonly EXIT_FAILURE=1 EXIT_USAGE=2 EXIT_UNVERIFIED=3
 PROG=$(basename "$0")
 readonly PROG
 
+# BEGIN control vocabulary: the table of pulling_agent/vocabulary.py, which
+# tests/unit/test_vocabulary.py checks this against. For each command: the word
+# written to the ConfigMap's `state`, the signal, the state every pod reports once
+# done (line 1 of its liveness file), and what is printed while and after.
+declare -rA WORD=([pause]=pause [resume]=resume)
+declare -rA SIGNAL=([pause]=USR1 [resume]=USR2)
+declare -rA EXPECTED=([pause]=paused [resume]=running)
+declare -rA DOING=([pause]=Pausing [resume]=Resuming)
+declare -rA DONE=([pause]=paused [resume]=resumed)
+readonly DEFAULT_CONFIGMAP=agent-control
+readonly LIVENESS_FILE=/tmp/health/liveness
+# END control vocabulary
+
 usage() {
     cat <<EOF
 Usage: $PROG [options] pause|resume|status|help
@@ -38,7 +51,9 @@ Options (each also read from the environment variable shown):
   --release NAME       Helm release                [RELEASE; default: pulling-agent]
   -l, --selector SEL   Label selector of the agent pods [SELECTOR; default:
                        app.kubernetes.io/instance=<release>,app.kubernetes.io/component=agent]
-  --configmap NAME     Control ConfigMap           [CONFIGMAP; default: agent-control]
+  --configmap NAME     Control ConfigMap           [CONFIGMAP; default: $DEFAULT_CONFIGMAP
+                       for the guide's release; for another, the one the chart
+                       made for it (found by the release label)]
   --reason TEXT        Why (written to the ConfigMap, shown in logs and status) [REASON]
   --by WHO             Who asks                    [REQUESTED_BY; default: \$USER]
   --timeout SECONDS    How long to wait for every pod to report the state
@@ -80,7 +95,7 @@ first_line() { printf '%s\n' "$1" | sed -n '/[^[:space:]]/{p;q;}'; }
 NAMESPACE=${NAMESPACE:-}
 RELEASE=${RELEASE:-pulling-agent}
 SELECTOR=${SELECTOR:-}
-CONFIGMAP=${CONFIGMAP:-agent-control}
+CONFIGMAP=${CONFIGMAP:-}
 REASON=${REASON:-}
 REQUESTED_BY=${REQUESTED_BY:-${USER:-$(id -un 2>/dev/null || echo unknown)}}
 TIMEOUT=${TIMEOUT:-60}
@@ -90,6 +105,8 @@ COMMAND=""
 
 # need_value OPTION ARGC: an option's value must follow it.
 need_value() { [[ $2 -ge 2 ]] || usage_error "option $1 needs a value"; }
+# not_empty OPTION VALUE: ...and some options' values must not be empty.
+not_empty() { [[ -n "$2" ]] || usage_error "$1 must not be empty"; }
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -99,8 +116,8 @@ while [[ $# -gt 0 ]]; do
         --release=*) RELEASE=${1#*=}; shift ;;
         -l | --selector) need_value "$1" $#; SELECTOR=$2; shift 2 ;;
         --selector=*) SELECTOR=${1#*=}; shift ;;
-        --configmap) need_value "$1" $#; CONFIGMAP=$2; shift 2 ;;
-        --configmap=*) CONFIGMAP=${1#*=}; shift ;;
+        --configmap) need_value "$1" $#; not_empty "$1" "$2"; CONFIGMAP=$2; shift 2 ;;
+        --configmap=*) CONFIGMAP=${1#*=}; not_empty --configmap "$CONFIGMAP"; shift ;;
         --reason) need_value "$1" $#; REASON=$2; shift 2 ;;
         --reason=*) REASON=${1#*=}; shift ;;
         --by) need_value "$1" $#; REQUESTED_BY=$2; shift 2 ;;
@@ -130,7 +147,6 @@ if [[ -z "$COMMAND" ]]; then
 fi
 [[ "$TIMEOUT" =~ ^[0-9]+$ ]] || usage_error "--timeout must be a whole number of seconds, not '$TIMEOUT'"
 [[ -n "$RELEASE" ]] || usage_error "--release must not be empty"
-[[ -n "$CONFIGMAP" ]] || usage_error "--configmap must not be empty"
 # The release's agent pods only. The guide's `app=pulling-agent` also matches
 # the agents of every other release of the chart in the namespace, and this
 # script sends them signals.
@@ -153,6 +169,24 @@ kn() { k -n "$NAMESPACE" "$@"; }
 if [[ -z "$NAMESPACE" ]]; then
     NAMESPACE=$(k config view --minify -o 'jsonpath={..namespace}' 2>/dev/null || true)
     NAMESPACE=${NAMESPACE:-default}
+fi
+
+# Without --configmap: the control ConfigMap the chart made for the release (it
+# labels it with the release: `agent-control` for the guide's install,
+# `<fullname>-control` for any other), else the guide's `agent-control` (an
+# unreachable cluster is reported by read_configmap below).
+if [[ -z "$CONFIGMAP" ]]; then
+    CONFIGMAP=$DEFAULT_CONFIGMAP
+    if found=$("${KUBECTL_CMD[@]}" --request-timeout=5s -n "$NAMESPACE" get configmaps \
+        -l "app.kubernetes.io/instance=$RELEASE,app.kubernetes.io/component=control" \
+        -o 'jsonpath={.items[*].metadata.name}' 2>&1); then
+        read -r -a FOUND <<<"$found" || true
+        [[ ${#FOUND[@]} -le 1 ]] ||
+            usage_error "release $RELEASE has several control ConfigMaps (${FOUND[*]}): choose one with --configmap"
+        CONFIGMAP=${FOUND[0]:-$DEFAULT_CONFIGMAP}
+    elif [[ "$found" == *orbidden* ]]; then
+        warn "cannot list ConfigMaps in namespace $NAMESPACE to find release $RELEASE's; using $DEFAULT_CONFIGMAP (set --configmap)"
+    fi
 fi
 
 CM_STATE="" CM_REASON="" CM_BY="" CM_AT="" CM_EXISTS=false
@@ -235,7 +269,7 @@ find_pods() {
 # with the reason on stdout when the file cannot be read.
 pod_state() {
     local out
-    if out=$(kn exec "$1" -- head -1 /tmp/health/liveness 2>&1); then
+    if out=$(kn exec "$1" -- head -1 "$LIVENESS_FILE" 2>&1); then
         printf '%s' "${out//[[:space:]]/}"
     else
         printf '%s' "$(first_line "$out")"
@@ -244,15 +278,11 @@ pod_state() {
 }
 
 control() {
-    local action=$1 word signal expected verb done_word
-    if [[ "$action" == pause ]]; then
-        word=pause signal=USR1 expected=paused verb=Pausing done_word=paused
-    else
-        word=resume signal=USR2 expected=running verb=Resuming done_word=resumed
-    fi
-    say "$verb agent..."
+    local action=$1
+    local signal=${SIGNAL[$action]} expected=${EXPECTED[$action]}
+    say "${DOING[$action]} agent..."
     read_configmap
-    update_configmap "$word"
+    update_configmap "${WORD[$action]}"
 
     find_pods
     if [[ ${#PODS[@]} -eq 0 ]]; then
@@ -276,11 +306,17 @@ control() {
     printf 'Waiting for agent to %s..' "$action"
     local deadline=$((SECONDS + TIMEOUT)) state
     local -A last=()
-    local pending=("${PODS[@]}")
+    local pending=("${PODS[@]}") gone=()
     while :; do
         local still=()
         for pod in "${pending[@]}"; do
             if state=$(pod_state "$pod") && [[ "$state" == "$expected" ]]; then
+                continue
+            fi
+            # A pod deleted meanwhile (a rollout, a scale-down) has nothing left to verify.
+            if [[ "$state" == *NotFound* || "$state" == *"not found"* ]] &&
+                ! kn get pod "$pod" -o name >/dev/null 2>&1; then
+                gone+=("$pod")
                 continue
             fi
             last[$pod]=$state
@@ -292,8 +328,12 @@ control() {
         sleep 1
     done
     printf '\n'
+    local verified=$((${#PODS[@]} - ${#gone[@]}))
+    if [[ ${#gone[@]} -gt 0 ]]; then
+        say "Pods deleted while waiting (not verified): ${gone[*]}"
+    fi
     if [[ ${#pending[@]} -eq 0 ]]; then
-        ok "Agent successfully $done_word (${#PODS[@]} of ${#PODS[@]} pods)"
+        ok "Agent successfully ${DONE[$action]} ($verified of $verified pods)"
         return 0
     fi
     for pod in "${pending[@]}"; do
@@ -318,7 +358,7 @@ status() {
     local pod health state unhealthy=0 label colour logs
     for pod in "${PODS[@]}"; do
         say ""
-        if health=$(kn exec "$pod" -- cat /tmp/health/liveness 2>&1); then
+        if health=$(kn exec "$pod" -- cat "$LIVENESS_FILE" 2>&1); then
             state=$(first_line "$health")
             case "${state//[[:space:]]/}" in
                 running) label=RUNNING colour=$GREEN ;;
@@ -327,7 +367,7 @@ status() {
             esac
         else
             label=UNHEALTHY colour=$RED
-            health="cannot read /tmp/health/liveness: $(first_line "$health")"
+            health="cannot read $LIVENESS_FILE: $(first_line "$health")"
         fi
         [[ "$label" == UNHEALTHY ]] && unhealthy=$((unhealthy + 1))
         if [[ "${POD_PHASE[$pod]}" == Running ]]; then

@@ -4,7 +4,8 @@ It drains the `CommandQueue` on the main thread, applies each command through
 the `StateMachine`, and tells its listeners (health files, metrics) what
 changed. The agent's worker thread never writes state: it asks the controller
 for permission to start a batch (`wait_for_batch`), asks between documents
-whether to go on (`keep_going`), and reports through the same queue.
+whether to go on (`may_start_document`, `may_finish_batch`), and reports
+through the same queue.
 
 Pause takes effect at the next batch boundary (or document boundary for an
 interruptible processor): while a batch is in flight the pause is *pending*,
@@ -20,23 +21,22 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from pulling_agent.commands import DECLARATIVE_SOURCES, Action, Command, CommandQueue, utc_now
-from pulling_agent.snapshot import Snapshot, Stats
+from pulling_agent.commands import (
+    DECLARATIVE_CHANNELS,
+    Action,
+    Command,
+    CommandQueue,
+    CommandResult,
+    Report,
+    ReportKind,
+)
+from pulling_agent.snapshot import Listener, Snapshot, Stats
 from pulling_agent.state import Desired, InvalidTransition, State, StateMachine
+from pulling_agent.timestamps import utc_now
 
 log = logging.getLogger(__name__)
 
 _DECLARED = {Action.PAUSE: Desired.PAUSED, Action.RESUME: Desired.RUNNING}
-
-
-class Listener:
-    """Told about every change (and every heartbeat). Default: ignore."""
-
-    def publish(self, snapshot: Snapshot) -> None:
-        """The agent's picture changed, or a heartbeat is due."""
-
-    def command_handled(self, command: Command, result: str) -> None:
-        """A command was `applied`, a `noop` (already so), or `refused`."""
 
 
 class Controller:
@@ -67,10 +67,10 @@ class Controller:
         self._abort = False
         self._stop_deadline: float | None = None
         self._paused_since: datetime | None = None
-        self._meta = Command(Action.RESUME, source="start")
+        self._request: Command | None = None  # the operator request behind `_desired`
         self._error = ""
         self._last_publish = 0.0
-        self._unhindered = False  # RUNNING, desired RUNNING, no abort (see keep_going)
+        self._unhindered = False  # RUNNING, desired RUNNING, no abort (see may_start_document)
         self.exit_code = 0
 
     # ------------------------------------------------------------------ reads
@@ -86,17 +86,18 @@ class Controller:
 
     def snapshot(self) -> Snapshot:
         with self._cond:
-            meta = self._meta
+            request = self._request
             return Snapshot(
                 state=self._machine.state,
                 desired=self._desired,
                 counters=self._stats.counters,
+                lag=self._stats.lag(),
                 pid=os.getpid(),
                 paused_since=self._paused_since,
-                reason=meta.reason,
-                requested_by=meta.requested_by,
-                requested_at=meta.requested_at if meta.source != "start" else None,
-                command_source=meta.source if meta.source != "start" else "",
+                reason=request.reason if request else "",
+                requested_by=request.requested_by if request else "",
+                requested_at=request.requested_at if request else None,
+                channel=request.channel if request else "",
                 error=self._error,
                 declared=self._declared,
             )
@@ -134,21 +135,39 @@ class Controller:
                 and not self._abort
             )
 
-    def keep_going(self, interruptible: bool) -> bool:
-        """Between two documents of a batch: may the worker go on?
+    def may_start_document(self, interruptible: bool) -> bool:
+        """Between two documents of a batch: may the worker process the next?
 
-        Called once a document: the common answer (running, nothing pending)
-        comes from a flag read without the lock; the flag is only ever true
-        while that answer holds, and any change clears it under the lock.
+        A pending pause ends an `interruptible` processor's batch here (the
+        rest is released); otherwise the batch goes on as `may_finish_batch`
+        says. Called once a document: the common answer (running, nothing
+        pending) comes from a flag read without the lock; the flag is only
+        ever true while that answer holds, and any change clears it under the
+        lock.
         """
         if self._unhindered:
             return True
         with self._cond:
-            if self._abort:
+            if interruptible and self._desired is Desired.PAUSED:
                 return False
-            if self._machine.state is State.STOPPING:
-                return self._stop_deadline is None or self._clock() < self._stop_deadline
-            return not (interruptible and self._desired is not Desired.RUNNING)
+            return self._may_finish_batch()
+
+    def may_finish_batch(self) -> bool:
+        """May the worker keep finishing its batch (and keep retrying its
+        ack, fail and release calls)? No once an immediate stop is asked for
+        or the stop grace period is over; a pause never interrupts this."""
+        if self._unhindered:
+            return True
+        with self._cond:
+            return self._may_finish_batch()
+
+    def _may_finish_batch(self) -> bool:
+        """Caller holds _cond."""
+        if self._abort:
+            return False
+        if self._machine.state is State.STOPPING:
+            return self._stop_deadline is None or self._clock() < self._stop_deadline
+        return True
 
     def wants_running(self) -> bool:
         """False once a pause or a stop is requested (ends retries of a claim)."""
@@ -167,7 +186,7 @@ class Controller:
             # controller after every batch otherwise (a hot path).
             report = self._desired is Desired.PAUSED
         if report:
-            self._queue.put(Command(Action.BATCH_DONE, source="agent"))
+            self._queue.put(Report(ReportKind.BATCH_DONE))
 
     # ------------------------------------------------------------- main loop
     def start(self, initial: Command | None) -> None:
@@ -175,14 +194,12 @@ class Controller:
         if initial is not None:
             self._declare(initial)
         with self._cond:
+            self._request = initial
             if initial is not None and initial.action is Action.PAUSE:
                 self._desired = Desired.PAUSED
-                self._meta = initial
                 self._transition(State.PAUSED)
-                log.info("Starting paused", extra=self._log_fields(initial))
+                log.info("Starting paused", extra=initial.log_fields())
             else:
-                if initial is not None:
-                    self._meta = initial
                 self._transition(State.RUNNING)
                 log.info("Agent running")
         self._publish()
@@ -190,11 +207,13 @@ class Controller:
     def run(self) -> int:
         """Drain the queue until STOPPED; returns the process exit code."""
         while self.state is not State.STOPPED:
-            command = self._queue.get(timeout=self._next_timeout())
-            if command is None:
+            item = self._queue.get(timeout=self._next_timeout())
+            if item is None:
                 self._tick()
+            elif isinstance(item, Report):
+                self._on_report(item)
             else:
-                self._dispatch(command)
+                self._dispatch(item)
         self._publish()
         return self.exit_code
 
@@ -222,17 +241,22 @@ class Controller:
     def _declare(self, command: Command) -> None:
         """Remember what the control file or ConfigMap asks for."""
         declared = _DECLARED.get(command.action)
-        if declared is not None and command.source in DECLARATIVE_SOURCES:
+        if declared is not None and command.channel in DECLARATIVE_CHANNELS:
             with self._cond:
                 self._declared = declared
 
     def _dispatch(self, command: Command) -> None:
         self._declare(command)
-        handler = getattr(self, f"_handle_{command.action.value}")
-        result: str | None = handler(command)
-        if result is not None:
-            for listener in self._listeners:
-                listener.command_handled(command, result)
+        handler: Callable[[Command], CommandResult] = getattr(
+            self, f"_handle_{command.action.value}"
+        )
+        result = handler(command)
+        for listener in self._listeners:
+            listener.command_handled(command, result)
+
+    def _on_report(self, report: Report) -> None:
+        handler: Callable[[Report], None] = getattr(self, f"_on_{report.kind.value}")
+        handler(report)
 
     def _publish(self) -> None:
         self._last_publish = self._clock()
@@ -242,14 +266,6 @@ class Controller:
                 listener.publish(snapshot)
             except Exception:
                 log.exception("Listener %s failed", type(listener).__name__)
-
-    @staticmethod
-    def _log_fields(command: Command) -> dict[str, str]:
-        return {
-            "command_source": command.source,
-            "reason": command.reason,
-            "requested_by": command.requested_by,
-        }
 
     def _changed(self) -> None:
         """After any change of state, desired state or abort. Caller holds _cond."""
@@ -267,71 +283,69 @@ class Controller:
         self._changed()
 
     # --------------------------------------------------------------- handlers
-    def _refuse(self, command: Command, target: State) -> str:
+    def _refuse(self, command: Command, target: State) -> CommandResult:
         log.warning(
-            "%s", InvalidTransition(self._machine.state, target), extra=self._log_fields(command)
+            "%s", InvalidTransition(self._machine.state, target), extra=command.log_fields()
         )
-        return "refused"
+        return CommandResult.REFUSED
 
-    def _handle_pause(self, command: Command) -> str:
+    def _handle_pause(self, command: Command) -> CommandResult:
         with self._cond:
             state = self._machine.state
             if state in (State.STOPPING, State.STOPPED):
                 return self._refuse(command, State.PAUSED)
             if self._desired is Desired.PAUSED:
-                self._update_meta(command)
-                result = "noop"
+                self._update_request(command)
+                result = CommandResult.NOOP
             else:
                 self._desired = Desired.PAUSED
-                self._meta = command
-                log.info("Pausing agent", extra=self._log_fields(command))
+                self._request = command
+                log.info("Pausing agent", extra=command.log_fields())
                 if state is State.RUNNING and not self._busy:
                     self._transition(State.PAUSED)
                 else:
                     log.info("Pause pending: finishing the current batch")
                     self._changed()
-                result = "applied"
+                result = CommandResult.APPLIED
         self._publish()
         return result
 
-    def _handle_resume(self, command: Command) -> str:
+    def _handle_resume(self, command: Command) -> CommandResult:
         with self._cond:
             state = self._machine.state
             if state in (State.STOPPING, State.STOPPED):
                 return self._refuse(command, State.RUNNING)
             if self._desired is Desired.RUNNING:
-                self._update_meta(command)
-                result = "noop"
+                self._update_request(command)
+                result = CommandResult.NOOP
             else:
                 self._desired = Desired.RUNNING
-                self._meta = command
+                self._request = command
                 if state is State.PAUSED:
-                    log.info("Resuming agent", extra=self._log_fields(command))
+                    log.info("Resuming agent", extra=command.log_fields())
                     self._transition(State.RUNNING)
                 else:
-                    log.info(
-                        "Resuming agent: pending pause cancelled", extra=self._log_fields(command)
-                    )
+                    log.info("Resuming agent: pending pause cancelled", extra=command.log_fields())
                     self._changed()
-                result = "applied"
+                result = CommandResult.APPLIED
         self._publish()
         return result
 
-    def _update_meta(self, command: Command) -> None:
+    def _update_request(self, command: Command) -> None:
         """A repeat of the desired state is a quiet no-op, but a reason that
         arrives with it (the control file after a signal) is kept. Caller
         holds _cond."""
         if command.reason or command.requested_by:
-            self._meta = command
+            self._request = command
         log.debug("Already %s; %s command ignored", self._desired.value, command.action.value)
 
-    def _handle_stop(self, command: Command) -> str:
+    def _handle_stop(self, command: Command) -> CommandResult:
         with self._cond:
             state = self._machine.state
             if state is State.STOPPING:
                 immediate = True
             elif state is State.STOPPED:
-                return "noop"
+                return CommandResult.NOOP
             else:
                 immediate = False
                 self._desired = Desired.STOPPED
@@ -339,27 +353,27 @@ class Controller:
                 log.info(
                     "Stopping agent: finishing the current batch (grace %.0fs)",
                     self._stop_grace,
-                    extra=self._log_fields(command),
+                    extra=command.log_fields(),
                 )
                 # An idle worker leaves the gate now and reports WORKER_EXITED.
                 self._transition(State.STOPPING)
         if immediate:
-            log.warning("Second stop request: stopping now", extra=self._log_fields(command))
+            log.warning("Second stop request: stopping now", extra=command.log_fields())
             self._abort_now()
         else:
             self._publish()
-        return "applied"
+        return CommandResult.APPLIED
 
-    def _handle_stop_now(self, command: Command) -> str:
+    def _handle_stop_now(self, command: Command) -> CommandResult:
         with self._cond:
             if self._machine.state is State.STOPPED:
-                return "noop"
+                return CommandResult.NOOP
             if self._machine.state is not State.STOPPING:
                 self._desired = Desired.STOPPED
                 self._transition(State.STOPPING)
-        log.warning("Stopping now", extra=self._log_fields(command))
+        log.warning("Stopping now", extra=command.log_fields())
         self._abort_now()
-        return "applied"
+        return CommandResult.APPLIED
 
     def _abort_now(self) -> None:
         """Release the batch in flight and stop without waiting for the worker."""
@@ -382,7 +396,8 @@ class Controller:
         log.info("Agent stopped")
         self._publish()
 
-    def _handle_batch_done(self, command: Command) -> None:
+    # ---------------------------------------------------------------- reports
+    def _on_batch_done(self, report: Report) -> None:
         with self._cond:
             ready_to_pause = (
                 self._machine.state is State.RUNNING
@@ -395,7 +410,7 @@ class Controller:
             log.info("Agent paused at the batch boundary")
             self._publish()
 
-    def _handle_worker_exited(self, command: Command) -> None:
+    def _on_worker_exited(self, report: Report) -> None:
         with self._cond:
             unexpected = self._machine.state not in (State.STOPPING, State.STOPPED)
             if unexpected:
@@ -403,17 +418,17 @@ class Controller:
                 self._desired = Desired.STOPPED
                 self._transition(State.STOPPING)
         if unexpected:
-            log.error("The worker stopped unexpectedly: %s", command.reason or "unknown error")
+            log.error("The worker stopped unexpectedly: %s", report.error or "unknown error")
         self._finish_stop()
 
-    def _handle_source_error(self, command: Command) -> None:
+    def _on_source_error(self, report: Report) -> None:
         with self._cond:
-            changed = self._error != command.reason
-            self._error = command.reason
+            changed = self._error != report.error
+            self._error = report.error
         if changed:
             self._publish()
 
-    def _handle_source_ok(self, command: Command) -> None:
+    def _on_source_ok(self, report: Report) -> None:
         with self._cond:
             changed = bool(self._error)
             self._error = ""

@@ -10,47 +10,55 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
-from pulling_agent.control_words import one_line
-from pulling_agent.controller import Listener
-from pulling_agent.snapshot import Snapshot
+from pulling_agent.atomic_write import write_atomically
+from pulling_agent.lag import LIVENESS_KEYS as LAG_KEYS
+from pulling_agent.snapshot import Listener, Snapshot
 from pulling_agent.state import State
-
-log = logging.getLogger(__name__)
+from pulling_agent.text import one_line
+from pulling_agent.timestamps import precise, utc_now
 
 READINESS = "readiness"
 LIVENESS = "liveness"
 
-
-def _iso(value: datetime | None) -> str:
-    return value.astimezone(UTC).isoformat(timespec="milliseconds") if value else ""
+#: The liveness file's `key=value` lines, in order. The first three are the
+#: original agent's, which operators grep; then these, the lag's (`LAG_KEYS`,
+#: pulling_agent/lag.py); `pid` comes last.
+COUNTER_KEYS = ("batches", "documents", "errors")
+TEXT_KEYS = (
+    "desired_state",
+    "declared_state",
+    "paused_since",
+    "reason",
+    "requested_by",
+    "requested_at",
+    "channel",
+    "error",
+)
 
 
 def render_liveness(snapshot: Snapshot, now: datetime | None = None) -> str:
     c = snapshot.counters
-    lines = [
-        snapshot.state.value,
-        _iso(now or datetime.now(UTC)),
-        f"batches={c.batches}",
-        f"documents={c.documents}",
-        f"errors={c.errors}",
-        f"desired_state={snapshot.desired.value}",
-        f"declared_state={snapshot.declared.value}",
-        f"paused_since={_iso(snapshot.paused_since)}",
-        f"reason={one_line(snapshot.reason)}",
-        f"requested_by={one_line(snapshot.requested_by)}",
-        f"requested_at={_iso(snapshot.requested_at)}",
-        f"command_source={snapshot.command_source}",
-        f"error={one_line(snapshot.error)}",
-        f"pid={snapshot.pid}",
-    ]
+    values: dict[str, object] = {
+        "batches": c.batches,
+        "documents": c.documents,
+        "errors": c.errors,
+        "desired_state": snapshot.desired.value,
+        "declared_state": snapshot.declared.value,
+        "paused_since": precise(snapshot.paused_since),
+        "reason": one_line(snapshot.reason),
+        "requested_by": one_line(snapshot.requested_by),
+        "requested_at": precise(snapshot.requested_at),
+        "channel": snapshot.channel,
+        "error": one_line(snapshot.error),
+        **snapshot.lag.fields(),
+        "pid": snapshot.pid,
+    }
+    lines = [snapshot.state.value, precise(now or utc_now())]
+    lines += [f"{key}={values[key]}" for key in (*COUNTER_KEYS, *TEXT_KEYS, *LAG_KEYS, "pid")]
     return "\n".join(lines) + "\n"
 
 
@@ -99,20 +107,6 @@ def read_liveness(health_dir: Path) -> LivenessRecord:
         raise HealthFileError(f"no agent health file at {path} (is the agent running?)") from None
     except OSError as exc:
         raise HealthFileError(f"cannot read {path}: {exc.strerror}") from None
-
-
-def write_atomically(path: Path, content: str) -> None:
-    """Write via a temporary file in the same directory and a rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(content)
-        Path(tmp).chmod(0o644)
-        Path(tmp).replace(path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            Path(tmp).unlink()
-        raise
 
 
 class HealthFiles(Listener):

@@ -1,8 +1,9 @@
 """Log set-up: JSON lines for machines, plain text for people.
 
 `auto` (the default) writes JSON lines unless stderr is a terminal. Fields a
-record carries in `extra` (command source, reason, requester) are kept: as
-JSON keys, or as `key=value` after the message in text.
+record carries in `extra` (a command's channel, reason and requester:
+`Command.log_fields`) are kept: as JSON keys, or as `key=value` after the
+message in text.
 """
 
 from __future__ import annotations
@@ -13,14 +14,16 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from pulling_agent.timestamps import precise
+
 #: `extra` keys that log lines may carry, in the order text output shows them.
-EXTRA_KEYS = ("command_source", "reason", "requested_by")
+EXTRA_KEYS = ("channel", "reason", "requested_by")
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": precise(datetime.fromtimestamp(record.created, UTC)),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

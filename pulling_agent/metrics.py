@@ -7,12 +7,18 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from pulling_agent.commands import Command
-from pulling_agent.controller import Listener
-from pulling_agent.snapshot import Snapshot
+from pulling_agent.commands import Command, CommandResult
+from pulling_agent.snapshot import Listener, Snapshot
 from pulling_agent.state import Desired, State
+from pulling_agent.text import one_line
 
 log = logging.getLogger(__name__)
+
+#: Longest reason or requester kept as a label value.
+LABEL_CHARS = 80
+#: The labels of `pulling_agent_batches_total` and `pulling_agent_documents_total`.
+BATCH_OUTCOMES = ("complete", "interrupted")
+DOCUMENT_OUTCOMES = ("done", "failed", "retried", "released")
 
 
 class Metrics(Listener):
@@ -23,8 +29,8 @@ class Metrics(Listener):
         self.state = Gauge(
             "pulling_agent_state", "Current state (1 = current)", ["state"], registry=r
         )
-        self.desired = Gauge(
-            "pulling_agent_desired_state",
+        self.declared = Gauge(
+            "pulling_agent_declared_state",
             "State the control ConfigMap or file asks for (1 = current); a signal "
             "changes pulling_agent_state, not this",
             ["state"],
@@ -48,7 +54,7 @@ class Metrics(Listener):
         self.commands = Counter(
             "pulling_agent_control_commands",
             "Control commands, by channel, command and result (applied, noop, refused)",
-            ["source", "command", "result"],
+            ["channel", "command", "result"],
             registry=r,
         )
         self.control_errors = Counter(
@@ -76,13 +82,19 @@ class Metrics(Listener):
         self.pause_info = Gauge(
             "pulling_agent_control_info",
             "1 for the current control request's reason and requester",
-            ["reason", "requested_by", "source"],
+            ["reason", "requested_by", "channel"],
             registry=r,
         )
         self.source_up.set(1)
         self._info_labels: tuple[str, str, str] | None = None
         self._batch_children: dict[str, Counter] = {}
         self._document_children: dict[str, Counter] = {}
+        # Every outcome exported at 0 from the start: rate() and increase() count
+        # the first batch, and the stall alert sees an agent that never finished one.
+        for outcome in BATCH_OUTCOMES:
+            self._batch_child(outcome)
+        for outcome in DOCUMENT_OUTCOMES:
+            self._document_child(outcome)
 
     def serve(self, port: int, address: str = "0.0.0.0") -> None:  # noqa: S104 - a pod's port
         start_http_server(port, addr=address, registry=self.registry)
@@ -92,20 +104,24 @@ class Metrics(Listener):
     def publish(self, snapshot: Snapshot) -> None:
         for state in State:
             self.state.labels(state.value).set(1 if state is snapshot.state else 0)
-        for desired in Desired:
-            self.desired.labels(desired.value).set(1 if desired is snapshot.declared else 0)
+        for declared in Desired:
+            self.declared.labels(declared.value).set(1 if declared is snapshot.declared else 0)
         self.paused_since.set(snapshot.paused_since.timestamp() if snapshot.paused_since else 0)
         self.source_up.set(0 if snapshot.error else 1)
         # Reason and requester are free text: keep only the current pair, cut short.
-        labels = (snapshot.reason[:80], snapshot.requested_by[:80], snapshot.command_source)
+        labels = (
+            one_line(snapshot.reason, LABEL_CHARS),
+            one_line(snapshot.requested_by, LABEL_CHARS),
+            snapshot.channel,
+        )
         if labels != self._info_labels:
             if self._info_labels is not None:
                 self.pause_info.remove(*self._info_labels)
             self.pause_info.labels(*labels).set(1)
             self._info_labels = labels
 
-    def command_handled(self, command: Command, result: str) -> None:
-        self.commands.labels(command.source, command.action.value, result).inc()
+    def command_handled(self, command: Command, result: CommandResult) -> None:
+        self.commands.labels(command.channel, command.action.value, result.value).inc()
 
     # ----------------------------------------------------- worker's tallies
     def batch(
@@ -114,12 +130,7 @@ class Metrics(Listener):
         """Once a batch, on the worker's hot path: labelled children are cached."""
         self._batch_child(outcome).inc()
         self.batch_duration.observe(duration)
-        for name, count in (
-            ("done", done),
-            ("failed", failed),
-            ("retried", retried),
-            ("released", released),
-        ):
+        for name, count in zip(DOCUMENT_OUTCOMES, (done, failed, retried, released), strict=True):
             if count:
                 self._document_child(name).inc(count)
         self.last_batch.set(time.time())

@@ -10,45 +10,37 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
-from urllib.parse import urlsplit, urlunsplit
 
+from pulling_agent import defaults
+from pulling_agent.channels import Channel
 from pulling_agent.channels.control_file import ControlFileChannel
-from pulling_agent.channels.observed import ObservedDesiredState
+from pulling_agent.channels.observed import ObservedRequest
 from pulling_agent.channels.signals import install_signal_handlers, restore_default_handlers
-from pulling_agent.commands import Command, CommandQueue
+from pulling_agent.commands import ChannelName, Command, CommandQueue
 from pulling_agent.controller import Controller
 from pulling_agent.health import HealthFiles
 from pulling_agent.metrics import Metrics
 from pulling_agent.plugins import load_processor, load_source
 from pulling_agent.snapshot import Stats
-from pulling_agent.sources.base import Source, SourceError
+from pulling_agent.sources.base import Source, SourceError, redact_url
 from pulling_agent.sources.deferred import DeferredSource
 from pulling_agent.worker import Worker
 
 log = logging.getLogger(__name__)
 
 
-class Channel(Protocol):
-    """A control channel that runs beside the controller."""
-
-    def read_command(self) -> Command | None:
-        """Observe once, synchronously (used at start before any batch)."""
-
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
-
-
 @dataclass
 class AgentConfig:
-    source: str = "sqlite:///pulling-agent.db"
+    """What `pulling-agent run` is given; its defaults are the command's."""
+
+    source: str = defaults.SOURCE_URL
     processor: str = "digest"
     processor_options: dict[str, str] = field(default_factory=dict)
-    batch_size: int = 10
+    batch_size: int = 25  # the CLI's default; why: README, "Batch size"
     lease_seconds: float = 300.0
     max_attempts: int = 3
-    control_dir: Path = Path("/tmp/control")
-    health_dir: Path = Path("/tmp/health")
+    control_dir: Path = defaults.CONTROL_DIR
+    health_dir: Path = defaults.HEALTH_DIR
     poll_interval: float = 2.0
     heartbeat_interval: float = 5.0
     stop_grace_seconds: float = 25.0
@@ -60,18 +52,6 @@ class AgentConfig:
     ready_while_paused: bool = False
     use_inotify: bool = True
     seed: int = 0
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password, for logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    netloc = f"{parts.username}:***@{host}" if parts.username else host
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def open_source(url: str) -> Source:
@@ -90,7 +70,7 @@ def make_owner() -> str:
 def build_configmap_channel(
     config: AgentConfig,
     queue: CommandQueue,
-    observed: ObservedDesiredState,
+    observed: ObservedRequest,
     on_error: Callable[[str], None],
 ) -> Channel:
     from pulling_agent.channels.configmap_watch import ConfigMapChannel
@@ -148,7 +128,7 @@ def run_agent(config: AgentConfig) -> int:
         backlog_interval=config.heartbeat_interval,
     )
 
-    observed = ObservedDesiredState()
+    observed = ObservedRequest()
     channels: list[Channel] = [
         ControlFileChannel(
             config.control_dir,
@@ -156,13 +136,16 @@ def run_agent(config: AgentConfig) -> int:
             observed,
             poll_interval=config.poll_interval,
             use_inotify=config.use_inotify,
-            on_error=lambda kind: metrics.control_error("file", kind),
+            on_error=lambda kind: metrics.control_error(ChannelName.FILE, kind),
         )
     ]
     if config.configmap:
         channels.append(
             build_configmap_channel(
-                config, queue, observed, lambda kind: metrics.control_error("configmap", kind)
+                config,
+                queue,
+                observed,
+                lambda kind: metrics.control_error(ChannelName.CONFIGMAP, kind),
             )
         )
 

@@ -1,8 +1,8 @@
 """The agent's worker: claim a batch, process it, ack it; repeat while allowed.
 
 Runs on its own thread. It never writes state: it asks the controller's gate
-before each batch and between documents, and reports through the command
-queue. Source calls that fail with `SourceError` are retried with tenacity's
+before each batch and between documents, and reports (`Report`) through the
+command queue. Source calls that fail with `SourceError` are retried with tenacity's
 exponential back-off; the waits sleep on the controller's condition, so a
 pause or a stop ends them at once.
 """
@@ -18,7 +18,7 @@ from typing import Protocol, TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
 
-from pulling_agent.commands import Action, Command, CommandQueue
+from pulling_agent.commands import CommandQueue, Report, ReportKind
 from pulling_agent.processors.base import Processor
 from pulling_agent.snapshot import Counters, Stats
 from pulling_agent.sources.base import (
@@ -30,21 +30,34 @@ from pulling_agent.sources.base import (
     Source,
     SourceError,
 )
+from pulling_agent.text import clip_error
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-MAX_ERROR_TEXT = 2000
 
 
 class Gate(Protocol):
-    """What the worker may ask of the controller."""
+    """What the worker may ask of the controller (see `Controller` for the answers)."""
 
-    def wait_for_batch(self) -> bool: ...
-    def continue_batch(self) -> bool: ...
-    def keep_going(self, interruptible: bool) -> bool: ...
-    def wants_running(self) -> bool: ...
-    def idle(self, seconds: float) -> None: ...
+    def wait_for_batch(self) -> bool:
+        """Block until a batch may start (True) or the agent stops (False)."""
+
+    def continue_batch(self) -> bool:
+        """Go on with the next batch, already claimed? (Never blocks.)"""
+
+    def may_start_document(self, interruptible: bool) -> bool:
+        """Between two documents of a batch: process the next one?"""
+
+    def may_finish_batch(self) -> bool:
+        """Keep finishing the batch (retrying its ack, fail, release)?"""
+
+    def wants_running(self) -> bool:
+        """Keep retrying a claim? (No once a pause or a stop is asked for.)"""
+
+    def idle(self, seconds: float) -> None:
+        """Sleep up to `seconds`, waking early on any change of state."""
+
     def batch_finished(self) -> None: ...
 
 
@@ -75,6 +88,7 @@ class Worker:
         idle_interval: float = 2.0,
         backlog_interval: float = 5.0,
         max_backoff: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._source = source
         self._processor = processor
@@ -89,6 +103,7 @@ class Worker:
         self._idle_interval = idle_interval
         self._backlog_interval = backlog_interval
         self._max_backoff = max_backoff
+        self._clock = clock
         self._inflight_lock = threading.Lock()
         self._inflight: list[int] = []
         self._reported_error = ""
@@ -97,7 +112,7 @@ class Worker:
 
     # ------------------------------------------------------------ the thread
     def run(self) -> None:
-        reason = ""
+        error = ""
         try:
             while self._gate.wait_for_batch():
                 docs: Sequence[Document] = ()
@@ -117,9 +132,9 @@ class Worker:
                     self._gate.idle(self._idle_interval)
         except Exception as exc:
             log.exception("Worker failed")
-            reason = f"{type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {exc}"
         finally:
-            self._queue.put(Command(Action.WORKER_EXITED, source="agent", reason=reason))
+            self._queue.put(Report(ReportKind.WORKER_EXITED, error))
 
     def release_inflight(self) -> None:
         """Give the batch in flight back to the source (called on an immediate stop)."""
@@ -134,7 +149,7 @@ class Worker:
         released = self._call(
             "release",
             lambda: self._source.release(self.owner, ids),
-            lambda: self._gate.keep_going(False),
+            self._gate.may_finish_batch,
         )
         with self._inflight_lock:
             self._inflight = []
@@ -148,7 +163,7 @@ class Worker:
         Returns whether there was a batch, and the next batch when the
         settle claimed it (only while running, after a whole batch).
         """
-        started = time.monotonic()
+        started = self._clock()
         docs = claimed
         if docs is None:
             docs = self._call(
@@ -164,15 +179,15 @@ class Worker:
         failures: list[Failure] = []
         handled = 0
         interruptible = self._processor.interruptible
-        keep_going, process = self._gate.keep_going, self._processor.process  # a hot loop
+        may_start, process = self._gate.may_start_document, self._processor.process  # hot
         for doc in docs:
-            if not keep_going(interruptible):
+            if not may_start(interruptible):
                 break
             handled += 1
             try:
                 outcomes.append(Outcome(doc.id, process(doc)))
             except Exception as exc:
-                failures.append(Failure(doc.id, f"{type(exc).__name__}: {exc}"[:MAX_ERROR_TEXT]))
+                failures.append(Failure(doc.id, clip_error(f"{type(exc).__name__}: {exc}")))
         then_claim = None
         if handled == len(docs) and self._gate.wants_running():
             then_claim = NextClaim(self._batch_size, self._lease)
@@ -186,7 +201,7 @@ class Worker:
             outcome = "complete" if handled == len(docs) else "interrupted"
             self._observer.batch(
                 outcome,
-                time.monotonic() - started,
+                self._clock() - started,
                 settled.acked,
                 failed,
                 retried,
@@ -209,7 +224,7 @@ class Worker:
             lambda: self._source.settle(
                 self.owner, outcomes, failures, untouched, self._max_attempts, then_claim
             ),
-            lambda: self._gate.keep_going(False),
+            self._gate.may_finish_batch,
         )
         if settled is None:
             log.warning(
@@ -246,12 +261,13 @@ class Worker:
             )
 
     def _update_backlog(self) -> None:
-        now = time.monotonic()
+        now = self._clock()
         if self._observer is None or now - self._last_backlog < self._backlog_interval:
             return
         self._last_backlog = now
         with contextlib.suppress(SourceError):  # the next claim reports it
             backlog = self._source.backlog()
+            self._stats.observe_backlog(backlog)
             self._observer.backlog_observed(backlog)
             counters = self._stats.counters
             if counters != self._last_progress:
@@ -292,7 +308,7 @@ class Worker:
 
         retrying = Retrying(
             retry=retry_if_exception_type(SourceError),
-            wait=wait_exponential_jitter(initial=0.5, max=self._max_backoff),
+            wait=wait_exponential_jitter(multiplier=0.5, max=self._max_backoff),
             stop=lambda _state: not keep_trying(),
             sleep=self._gate.idle,
             before_sleep=report,
@@ -309,9 +325,9 @@ class Worker:
 
     def _source_ok(self) -> None:
         self._reported_error = ""
-        self._queue.put(Command(Action.SOURCE_OK, source="agent"))
+        self._queue.put(Report(ReportKind.SOURCE_OK))
 
     def _report_error(self, text: str) -> None:
         if text != self._reported_error:
             self._reported_error = text
-            self._queue.put(Command(Action.SOURCE_ERROR, source="agent", reason=text))
+            self._queue.put(Report(ReportKind.SOURCE_ERROR, text))

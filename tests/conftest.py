@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.agentproc import AgentProcess, cli
+from testkit.agentproc import AgentProcess, cli
 
 AgentFactory = Callable[..., AgentProcess]
 
@@ -56,3 +56,12 @@ def unused_tcp_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def prometheus_binary() -> None:
+    """./bin/prometheus (`make tools`), or a skip naming what is missing."""
+    from testkit.prometheus_server import why_missing
+
+    if (reason := why_missing()) is not None:
+        pytest.skip(reason)

@@ -15,7 +15,7 @@ beside it, and covers the time the API is away.
   stays as it is; the change made meanwhile arrives with the list after
   reconnecting.
 - A request is the tuple (state, reason, requested-by, requested-at): when it
-  changes, and `state` is a control word, a `Command` (source `configmap`)
+  changes, and `state` is a control word, a `Command` (channel `configmap`)
   carrying reason, requester and time goes on the queue. The same request seen
   again (a re-list after an outage, a change to other keys) is not re-applied.
   The action is recorded in the record shared with the control file, so the
@@ -34,17 +34,14 @@ from typing import Any
 
 from tenacity import Retrying, retry_if_exception_type, wait_exponential_jitter
 
-from pulling_agent.channels.control_file import parse_requested_at
-from pulling_agent.channels.observed import ControlRequest, ObservedDesiredState
-from pulling_agent.commands import Command, CommandQueue
-from pulling_agent.control_words import ControlWordError, parse_control_text
+from pulling_agent.channels.observed import ControlRequest, ObservedRequest
+from pulling_agent.commands import ChannelName, Command, CommandQueue
 from pulling_agent.kube.client import KubeClient, connect
 from pulling_agent.kube.configmap import ConfigMapWatcher, ControlData, list_configmap
 from pulling_agent.kube.errors import GONE, UNREACHABLE, KubeError
+from pulling_agent.vocabulary import STATE_KEY, ControlWordError, parse_control_text
 
 log = logging.getLogger(__name__)
-
-SOURCE = "configmap"
 
 
 class _Stopped(Exception):
@@ -61,7 +58,7 @@ class RequestTracker:
     """
 
     def __init__(
-        self, observed: ObservedDesiredState, on_error: Callable[[str], None] = lambda kind: None
+        self, observed: ObservedRequest, on_error: Callable[[str], None] = lambda kind: None
     ) -> None:
         self._observed = observed
         self._on_error = on_error
@@ -86,7 +83,7 @@ class RequestTracker:
             return None
         self._last = data.request
         if data.state is None:
-            log.warning("ConfigMap %s has no 'state' key; state unchanged", where)
+            log.warning("ConfigMap %s has no %r key; state unchanged", where, STATE_KEY)
             return None
         try:
             action = parse_control_text(data.state)
@@ -100,15 +97,9 @@ class RequestTracker:
         if not self._observed.observe(request):
             log.debug("ConfigMap %s says %s, already observed", where, action.value)
             return None
-        extra = {"command_source": SOURCE, "reason": data.reason, "requested_by": data.requested_by}
-        log.info("ConfigMap command detected: %s", action.value, extra=extra)
-        return Command(
-            action,
-            source=SOURCE,
-            reason=data.reason,
-            requested_by=data.requested_by,
-            requested_at=parse_requested_at(data.requested_at),
-        )
+        command = request.command(ChannelName.CONFIGMAP)
+        log.info("ConfigMap command detected: %s", action.value, extra=command.log_fields())
+        return command
 
 
 class ConfigMapChannel:
@@ -119,7 +110,7 @@ class ConfigMapChannel:
         namespace: str,
         kubeconfig: str,
         queue: CommandQueue,
-        observed: ObservedDesiredState,
+        observed: ObservedRequest,
         context: str = "",
         start_timeout: float = 5.0,
         request_timeout: float = 10.0,

@@ -19,26 +19,31 @@ import os
 import select
 import threading
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
 from inotify_simple import INotify, flags
 
-from pulling_agent.channels.observed import ControlRequest, ObservedDesiredState
-from pulling_agent.commands import Command, CommandQueue, utc_now
-from pulling_agent.control_words import (
+from pulling_agent.channels.observed import ControlRequest, ObservedRequest
+from pulling_agent.commands import ChannelName, Command, CommandQueue
+from pulling_agent.text import one_line
+from pulling_agent.vocabulary import (
     MAX_CONTROL_BYTES,
+    META_KEYS,
+    REASON_KEY,
+    REQUESTED_AT_KEY,
+    REQUESTED_BY_KEY,
+    STATE_KEY,
     ControlWordError,
-    one_line,
     parse_control_bytes,
 )
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "state"
 SETTLE_MS = 5
+#: An empty `state` is read again after this long before it counts as empty: a
+#: shell's `echo pause > state` truncates the file, then writes it.
+EMPTY_RECHECK_SECONDS = 0.05
 DATA_LINK = "..data"  # a ConfigMap volume's pointer to the current version
-META_KEYS = ("reason", "requested-by", "requested-at")
 # Not MODIFY: a shell's `echo pause > state` truncates first, and a read
 # between the truncation and the write would see an empty file.
 WATCH_FLAGS = (
@@ -71,27 +76,19 @@ def read_metadata(directory: Path) -> dict[str, str]:
     return meta
 
 
-def parse_requested_at(value: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return utc_now()
-    return parsed if parsed.tzinfo else utc_now()
-
-
 class ControlFileChannel:
     def __init__(
         self,
         directory: Path,
         queue: CommandQueue,
-        observed: ObservedDesiredState,
+        observed: ObservedRequest,
         *,
         poll_interval: float = 2.0,
         use_inotify: bool = True,
         on_error: Callable[[str], None] = lambda kind: None,
     ) -> None:
         self.directory = directory
-        self.path = directory / STATE_FILE
+        self.path = directory / STATE_KEY
         self._queue = queue
         self._observed = observed
         self._poll_interval = poll_interval
@@ -127,6 +124,7 @@ class ControlFileChannel:
         `state` and its sibling keys are read as one version: if the kubelet
         swapped `..data` in the middle, they are read again.
         """
+        rechecked = False
         for _ in range(3):
             version = self._version()
             try:
@@ -141,8 +139,13 @@ class ControlFileChannel:
                 self._problem("unreadable", f"Cannot read control file {self.path}: {exc.strerror}")
                 self._last_content = None
                 return None
-            if self._version() == version:
-                return self._consider(data, meta)
+            if self._version() != version:
+                continue
+            if not data.strip() and not rechecked:
+                rechecked = True
+                self._stop.wait(EMPTY_RECHECK_SECONDS)
+                continue
+            return self._consider(data, meta)
         return None
 
     def _missing(self) -> None:
@@ -173,21 +176,16 @@ class ControlFileChannel:
         request = ControlRequest.of(
             action,
             data.decode("utf-8"),  # valid UTF-8: parse_control_bytes checked
-            meta.get("reason", ""),
-            meta.get("requested-by", ""),
-            meta.get("requested-at", ""),
+            meta.get(REASON_KEY, ""),
+            meta.get(REQUESTED_BY_KEY, ""),
+            meta.get(REQUESTED_AT_KEY, ""),
         )
         if not self._observed.observe(request):
             log.debug("Control file says %s, already observed", action.value)
             return None
-        log.info("Control file command detected: %s", action.value)
-        return Command(
-            action,
-            source="file",
-            reason=request.reason,
-            requested_by=request.requested_by,
-            requested_at=parse_requested_at(request.requested_at),
-        )
+        command = request.command(ChannelName.FILE)
+        log.info("Control file command detected: %s", action.value, extra=command.log_fields())
+        return command
 
     # ------------------------------------------------------------ the thread
     def start(self) -> None:

@@ -14,13 +14,14 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from pulling_agent.commands import Action
-from pulling_agent.control_words import one_line
+from pulling_agent.commands import Action, Command
+from pulling_agent.text import one_line
+from pulling_agent.timestamps import parse_requested_at
 
 
 @dataclass(frozen=True, slots=True)
 class ControlRequest:
-    """A desired state as a declarative channel states it (whitespace folded).
+    """A request as a declarative channel states it (whitespace folded).
 
     `word` is the state as written (`resume` and `running` ask the same, but a
     change from one to the other is a new request).
@@ -49,8 +50,20 @@ class ControlRequest:
             one_line(requested_at),
         )
 
+    def command(self, channel: str) -> Command:
+        """The command for the controller (an invalid or missing time: now)."""
+        return Command(
+            self.action,
+            channel=channel,
+            reason=self.reason,
+            requested_by=self.requested_by,
+            requested_at=parse_requested_at(self.requested_at),
+        )
 
-class ObservedDesiredState:
+
+class ObservedRequest:
+    """The last `ControlRequest` the file or the ConfigMap channel observed."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._request: ControlRequest | None = None

@@ -10,13 +10,14 @@ from __future__ import annotations
 import signal
 from types import FrameType
 
-from pulling_agent.commands import Action, Command, CommandQueue
+from pulling_agent.commands import Action, ChannelName, Command, CommandQueue
+from pulling_agent.vocabulary import VERBS
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 SIGNAL_ACTIONS: dict[signal.Signals, Action] = {
-    signal.SIGUSR1: Action.PAUSE,
-    signal.SIGUSR2: Action.RESUME,
-    signal.SIGTERM: Action.STOP,
-    signal.SIGINT: Action.STOP,
+    **{verb.signal: action for action, verb in VERBS.items()},
+    **dict.fromkeys(STOP_SIGNALS, Action.STOP),
 }
 
 
@@ -25,7 +26,7 @@ def install_signal_handlers(queue: CommandQueue) -> None:
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         sig = signal.Signals(signum)
-        queue.put(Command(SIGNAL_ACTIONS[sig], source="signal", reason=sig.name))
+        queue.put(Command(SIGNAL_ACTIONS[sig], channel=ChannelName.SIGNAL, reason=sig.name))
 
     for sig in SIGNAL_ACTIONS:
         signal.signal(sig, handler)

@@ -4,7 +4,7 @@ Where the configuration comes from, first match wins (kubectl's order):
 an explicit kubeconfig path; `$KUBECONFIG`; the pod's ServiceAccount when
 running in a cluster; `~/.kube/config`.
 
-The default namespace follows the same source: the pod's own namespace
+The default namespace follows the same configuration: the pod's own namespace
 (`/var/run/secrets/kubernetes.io/serviceaccount/namespace`) in a cluster, the
 kubeconfig context's namespace otherwise, else `default`.
 """
@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pulling_agent.kube.errors import CONFIG, KubeError, translate
+from pulling_agent.kube.errors import CONFIG, DETAIL_CHARS, KubeError, translate
+from pulling_agent.text import one_line
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 DEFAULT_KUBECONFIG = "~/.kube/config"
@@ -28,8 +29,8 @@ class KubeClient:
 
     api: Any  # kubernetes.client.CoreV1Api (the package is untyped)
     host: str
-    namespace: str  # the default namespace of the configuration's source
-    source: str  # "in-cluster" or the kubeconfig path
+    namespace: str  # the default namespace of the configuration
+    config: str  # where the configuration came from: "in-cluster" or the kubeconfig path
 
     def close(self) -> None:
         self.api.api_client.close()
@@ -61,7 +62,7 @@ def _context_namespace(config_file: str, context: str) -> str:
     return str((active.get("context") or {}).get("namespace") or "")
 
 
-def choose_source(kubeconfig: str = "") -> str:
+def choose_config(kubeconfig: str = "") -> str:
     """The kubeconfig path to use, or "in-cluster"."""
     if kubeconfig:
         return kubeconfig
@@ -83,17 +84,17 @@ def connect(kubeconfig: str = "", context: str = "", *, retries: int = 0) -> Kub
     from kubernetes.client.api.core_v1_api import CoreV1Api
     from kubernetes.utils.keepalive import tcp_keepalive_socket_options
 
-    source = choose_source(kubeconfig)
+    config_from = choose_config(kubeconfig)
     configuration = Configuration()
     try:
-        if source == "in-cluster":
+        if config_from == "in-cluster":
             config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
             namespace = _pod_namespace()
         else:
-            path = str(Path(source).expanduser())
+            path = str(Path(config_from).expanduser())
             if os.pathsep not in path and not Path(path).is_file():
                 where = "" if kubeconfig else " (not running in a cluster either)"
-                raise KubeError(CONFIG, f"kubeconfig {source} does not exist{where}")
+                raise KubeError(CONFIG, f"kubeconfig {config_from} does not exist{where}")
             config.load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=path,
                 context=context or None,
@@ -106,8 +107,8 @@ def connect(kubeconfig: str = "", context: str = "", *, retries: int = 0) -> Kub
     except OSError as exc:
         raise translate(exc, "") from None
     except Exception as exc:  # ConfigException, YAML errors, a failing exec plugin
-        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
-        message = f"cannot load the Kubernetes configuration {source}: {detail}"
+        detail = one_line(str(exc), DETAIL_CHARS) or type(exc).__name__
+        message = f"cannot load the Kubernetes configuration {config_from}: {detail}"
         raise KubeError(CONFIG, message) from None
     configuration.retries = retries
     # TCP keepalive: a watch on a connection that died silently (a partition,
@@ -115,4 +116,4 @@ def connect(kubeconfig: str = "", context: str = "", *, retries: int = 0) -> Kub
     # at the end of the watch's own time-out minutes later.
     configuration.socket_options = tcp_keepalive_socket_options(idle=20, interval=5, count=4)
     api = CoreV1Api(ApiClient(configuration))
-    return KubeClient(api, configuration.host, namespace or "default", source)
+    return KubeClient(api, configuration.host, namespace or "default", config_from)

@@ -17,12 +17,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pulling_agent.control_words import one_line
 from pulling_agent.kube.client import KubeClient
 from pulling_agent.kube.errors import NOT_FOUND, KubeError
-
-STATE_KEY = "state"
-META_KEYS = ("reason", "requested-by", "requested-at")
+from pulling_agent.text import one_line
+from pulling_agent.vocabulary import REASON_KEY, REQUESTED_AT_KEY, REQUESTED_BY_KEY, STATE_KEY
 
 
 @dataclass(frozen=True)
@@ -46,9 +44,9 @@ class ControlData:
         state = data.get(STATE_KEY)
         return cls(
             state=None if state is None else str(state),
-            reason=text("reason"),
-            requested_by=text("requested-by"),
-            requested_at=text("requested-at"),
+            reason=text(REASON_KEY),
+            requested_by=text(REQUESTED_BY_KEY),
+            requested_at=text(REQUESTED_AT_KEY),
             resource_version=str(meta.get("resourceVersion", "")),
         )
 

@@ -14,6 +14,8 @@ import json
 import re
 from typing import Any
 
+from pulling_agent.text import one_line
+
 NOT_FOUND = "not_found"
 FORBIDDEN = "forbidden"
 UNAUTHORIZED = "unauthorized"
@@ -21,6 +23,9 @@ UNREACHABLE = "unreachable"
 GONE = "gone"
 CONFIG = "config"
 API = "api"
+
+#: Longest detail from a server or a library kept in a one-line message.
+DETAIL_CHARS = 200
 
 _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
 # The websocket client (exec) reports an HTTP refusal of its upgrade as
@@ -46,7 +51,7 @@ def _status_message(body: Any) -> str:
     try:
         data = json.loads(body)
     except ValueError:
-        return " ".join(body.split())[:200]
+        return one_line(body, DETAIL_CHARS)
     message = data.get("message", "") if isinstance(data, dict) else ""
     return str(message)
 
@@ -61,9 +66,9 @@ def network_reason(exc: BaseException) -> str:
     if "timed out" in lowered or "timeout" in lowered:
         return "timed out"
     if "certificate" in lowered or "ssl" in lowered:
-        return "TLS error: " + text.split(":")[-1].strip()[:120]
+        return "TLS error: " + one_line(text.split(":")[-1], DETAIL_CHARS)
     # urllib3 messages start with the object's repr; the end is the useful part.
-    return text.split(">: ")[-1].strip()[:200] or type(exc).__name__
+    return one_line(text.split(">: ")[-1], DETAIL_CHARS) or type(exc).__name__
 
 
 def translate(exc: BaseException, host: str) -> KubeError:

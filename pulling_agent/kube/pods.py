@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from pulling_agent.kube.client import KubeClient
-from pulling_agent.kube.errors import API, KubeError
+from pulling_agent.kube.errors import API, DETAIL_CHARS, KubeError
+from pulling_agent.text import one_line
 
 
 @dataclass(frozen=True)
@@ -84,5 +85,5 @@ def signal_pod(
     except Exception as exc:  # refusals arrive as ApiException, see errors.translate
         raise client.error(exc) from None
     if code != 0:
-        detail = " ".join(errors.split())[:200]
+        detail = one_line(errors, DETAIL_CHARS)
         raise KubeError(API, f"kill -{signal} 1 in pod {pod} exited {code}: {detail}")

@@ -1,4 +1,8 @@
-"""What the built-in sources share: limits, small helpers and the error text."""
+"""What the built-in sources share: limits and small helpers.
+
+(The error text a failed document keeps is cut by `pulling_agent.text.clip_error`,
+which the worker uses too.)
+"""
 
 from __future__ import annotations
 
@@ -24,21 +28,11 @@ T = TypeVar("T")
 # a smaller chunk keeps each statement's plan cheap on either backend.
 CHUNK = 500
 
-# Longest error text kept with a failed document: enough for a traceback's
-# last lines, small enough that a poison document cannot bloat the queue.
-MAX_ERROR_CHARS = 4000
-
 
 def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
     """`items` in consecutive slices of at most `size`."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def clip_error(error: str) -> str:
-    if len(error) <= MAX_ERROR_CHARS:
-        return error
-    return error[: MAX_ERROR_CHARS - 15] + " ...[truncated]"
 
 
 def full_counts(rows: Iterable[tuple[str, int]]) -> dict[DocumentStatus, int]:

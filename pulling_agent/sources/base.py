@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
+from urllib.parse import urlsplit, urlunsplit
 
 
 class DocumentStatus(StrEnum):
@@ -86,6 +87,18 @@ class Settled:
 
 class SourceError(Exception):
     """The source cannot be reached or used; the message names why."""
+
+
+def redact_url(url: str) -> str:
+    """A source URL without its password, for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    netloc = f"{parts.username}:***@{host}" if parts.username else host
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class Source(ABC):

@@ -56,7 +56,6 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from pulling_agent.sources._common import (
     SettlingSource,
-    clip_error,
     documents,
     full_counts,
 )
@@ -69,6 +68,7 @@ from pulling_agent.sources.base import (
     SourceError,
     check_claim_args,
 )
+from pulling_agent.text import clip_error, one_line
 
 SCHEMA_VERSION = 1
 
@@ -241,8 +241,7 @@ _DEFAULTS = {"connect_timeout": "5", "application_name": "pulling-agent"}
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
+    return one_line(str(exc)) or type(exc).__name__
 
 
 def _bigints(ids: Iterable[int]) -> str:

@@ -46,10 +46,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from pulling_agent.defaults import SOURCE_URL
 from pulling_agent.sources._common import (
     SettlingSource,
     chunks,
-    clip_error,
     documents,
     full_counts,
 )
@@ -63,6 +63,7 @@ from pulling_agent.sources.base import (
     SourceError,
     check_claim_args,
 )
+from pulling_agent.text import clip_error
 
 SCHEMA_VERSION = 1
 
@@ -178,8 +179,7 @@ def path_from_url(url: str) -> Path:
     path = raw[1:] if raw.startswith("/") else raw
     if not path or path == ":memory:":
         raise SourceError(
-            f"SQLite URL {url!r} names no file; the queue must be a file "
-            "(sqlite:///pulling-agent.db)"
+            f"SQLite URL {url!r} names no file; the queue must be a file ({SOURCE_URL})"
         )
     return Path(path)
 

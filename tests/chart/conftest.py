@@ -6,6 +6,8 @@ Fixtures:
   error helm printed for values that must be refused.
 - `default_render`: the default install (release `pulling-agent`, namespace
   `default`), rendered once.
+- `values_docs`: what helm-docs reads from values.yaml's `# --` comments (the
+  chart README's rows): key -> description.
 
 Everything is skipped with a one-line reason when ./bin/helm is missing
 (`make tools` builds it; CI always does).  Under `helm template` Helm's
@@ -16,7 +18,9 @@ the live branch is proven on the control plane (tests/e2e/test_chart_*.py).
 from __future__ import annotations
 
 import copy
+import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -38,6 +42,17 @@ KUBE_VERSION = "1.37.0"
 
 def values_yaml() -> dict[str, Any]:
     return yaml.safe_load((CHART / "values.yaml").read_text())
+
+
+def value_leaves(tree: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted paths of the leaves of a values tree (an empty dict or list is a leaf)."""
+    out: list[str] = []
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.extend(value_leaves(value, f"{prefix}{key}."))
+        else:
+            out.append(f"{prefix}{key}")
+    return out
 
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -197,3 +212,97 @@ def promql_check(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert proc.returncode == 0, f"building the PromQL checker failed:\n{proc.stderr}"
     return out
+
+
+@pytest.fixture(scope="session")
+def values_docs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """helm-docs' reading of values.yaml: each documented key and its description.
+
+    The same parse that writes the README's values table, through a template that
+    prints helm-docs' rows as JSON.
+    """
+    if not os.access(HELM_DOCS, os.X_OK):
+        pytest.skip("./bin/helm-docs missing: run `make tools`")
+    template = tmp_path_factory.mktemp("helm-docs") / "rows.gotmpl"
+    template.write_text("{{ toJson .Values }}\n")
+    proc = subprocess.run(
+        [
+            str(HELM_DOCS),
+            "--chart-search-root",
+            str(CHART),
+            "--template-files",
+            str(template),
+            "--dry-run",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    rows = json.loads(proc.stdout)
+    return {row["Key"]: row["Description"] or row["AutoDescription"] for row in rows}
+
+
+#: The labels a ServiceMonitor's scrape job puts on every series of a pod.
+TARGET_LABELS = frozenset(
+    {"namespace", "job", "pod", "service", "endpoint", "container", "instance"}
+)
+
+
+def agent_series_labels() -> dict[str, set[str]]:
+    """Every series name the agent exports (pulling_agent/metrics.py), as Prometheus
+    stores it (counters with `_total`, histograms with `_bucket`, `_sum`, `_count`),
+    and its own label names: the Metrics of an agent that has been told about
+    everything once."""
+    from pulling_agent.commands import Action, ChannelName, Command, CommandResult
+    from pulling_agent.metrics import Metrics
+    from pulling_agent.snapshot import Counters, Snapshot
+    from pulling_agent.state import Desired, State
+
+    metrics = Metrics()
+    metrics.publish(Snapshot(State.RUNNING, Desired.RUNNING, Counters(), pid=1))
+    metrics.command_handled(Command(Action.PAUSE, ChannelName.SIGNAL), CommandResult.APPLIED)
+    metrics.control_error(ChannelName.FILE, "invalid")
+    metrics.batch("complete", 0.1, done=1, failed=0, retried=0, released=0)
+    metrics.backlog_observed(1)
+    out: dict[str, set[str]] = {"up": set()}
+    for family in metrics.registry.collect():
+        for sample in family.samples:
+            out.setdefault(sample.name, set()).update(sample.labels)
+    return out
+
+
+def agent_series_names() -> set[str]:
+    return set(agent_series_labels()) - {"up"}
+
+
+def assert_labels_exist(name: str, expr: str) -> None:
+    """Every label `expr` groups, matches or selects by is one its series carry."""
+    series = agent_series_labels()
+    used_series = set(re.findall(r"\b([a-z_]+)\{", expr)) | set(re.findall(r"\b(up)\b", expr))
+    known = set(TARGET_LABELS)
+    for s in used_series:
+        known |= series.get(s, set())
+    grouped = {
+        label.strip()
+        for group in re.findall(r"\b(?:by|on|without|ignoring) \(([^)]*)\)", expr)
+        for label in group.split(",")
+        if label.strip()
+    }
+    matched = set(re.findall(r"[{,]\s*([a-z_]+)\s*[=!]~?", expr))
+    unknown = (grouped | matched) - known
+    assert not unknown, f"{name}: labels {sorted(unknown)} are on none of {sorted(used_series)}"
+
+
+def check_promql(
+    promql_check: Path, payload: list[dict[str, str]]
+) -> subprocess.CompletedProcess[str]:
+    """Run the PromQL checker on [{"name", "expr", "for"}, ...]."""
+    return subprocess.run(
+        [str(promql_check)],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

@@ -219,6 +219,40 @@ def test_restricted_pod_security_everywhere(chart: Chart, ci_values_files: list[
     assert seen > len(renders)
 
 
+def test_openshift_assigns_the_ids(chart: Chart) -> None:
+    """`null` drops the fixed IDs (OpenShift's SCC assigns them); the rest stays restricted."""
+    ids = {"runAsUser": None, "runAsGroup": None, "fsGroup": None}
+    r = chart.render({"podSecurityContext": ids})
+    specs = list(r.pod_specs())
+    assert len(specs) == 3
+    for where, pod in specs:
+        assert pod["securityContext"] == {
+            "runAsNonRoot": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }, where
+        _check_restricted(where, pod)
+
+
+def test_security_contexts_reach_every_pod(chart: Chart) -> None:
+    r = chart.render(
+        {
+            "podSecurityContext": {"runAsUser": 20001, "supplementalGroups": [5555]},
+            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        }
+    )
+    specs = list(r.pod_specs())
+    assert len(specs) == 3
+    for where, pod in specs:
+        psc = pod["securityContext"]
+        assert psc["runAsUser"] == 20001 and psc["supplementalGroups"] == [5555], where
+        assert psc["runAsGroup"] == 10001, where  # merged with the defaults
+        for container in pod["containers"]:
+            sc = container["securityContext"]
+            assert sc["seccompProfile"] == {"type": "RuntimeDefault"}, where
+            assert sc["capabilities"] == {"drop": ["ALL"]}, where
+        _check_restricted(where, pod)
+
+
 def test_restricted_check_can_fail() -> None:
     with pytest.raises(AssertionError):
         _check_restricted("x", {"containers": [{"name": "c"}], "securityContext": {}})

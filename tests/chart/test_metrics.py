@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from .conftest import Chart, Rendered
+from .conftest import Chart, Rendered, agent_series_names, assert_labels_exist, check_promql
 
 pytestmark = pytest.mark.chart
 
@@ -23,20 +21,9 @@ MONITORING = {
             "unexpectedPauseFor": "10m",
             "pausedTooLongSeconds": 7200,
             "stalledFor": "30m",
+            "notReportingFor": "2m",
         },
     }
-}
-# The series the agent exports (pulling_agent/metrics.py).
-AGENT_METRICS = {
-    "pulling_agent_state",
-    "pulling_agent_desired_state",
-    "pulling_agent_documents_total",
-    "pulling_agent_batches_total",
-    "pulling_agent_batch_duration_seconds",
-    "pulling_agent_control_commands_total",
-    "pulling_agent_backlog_documents",
-    "pulling_agent_paused_since_seconds",
-    "pulling_agent_last_batch_timestamp_seconds",
 }
 
 
@@ -81,6 +68,8 @@ def test_prometheus_rule(chart: Chart) -> None:
         "PullingAgentUnexpectedlyPaused",
         "PullingAgentPausedTooLong",
         "PullingAgentStalled",
+        "PullingAgentDown",
+        "PullingAgentMetricsAbsent",
     }
     paused = rules["PullingAgentUnexpectedlyPaused"]
     assert paused["for"] == "10m"
@@ -89,29 +78,24 @@ def test_prometheus_rule(chart: Chart) -> None:
         in (paused["expr"])
     )
     assert (
-        'pulling_agent_desired_state{namespace="default", job="pulling-agent", state="running"}'
+        'pulling_agent_declared_state{namespace="default", job="pulling-agent", state="running"}'
         in (paused["expr"])
     )
     assert "> 7200" in rules["PullingAgentPausedTooLong"]["expr"]
     assert "[30m]" in rules["PullingAgentStalled"]["expr"]
     assert "pulling_agent_backlog_documents" in rules["PullingAgentStalled"]["expr"]
+    assert 'up{namespace="default", job="pulling-agent"} == 0' in rules["PullingAgentDown"]["expr"]
+    assert rules["PullingAgentDown"]["for"] == "2m"
+    assert rules["PullingAgentMetricsAbsent"]["for"] == "2m"
+    exported = agent_series_names()
     for rule in rules.values():
         assert rule["labels"] == {"severity": "critical"}
         assert rule["annotations"]["summary"]
-        assert "{{ $labels.pod }}" in rule["annotations"]["summary"]
+        # Per-replica alerts name the pod; the absent one names the release.
+        assert re.search(r"\{\{ \$labels\.(pod|job) \}\}", rule["annotations"]["summary"])
         used = set(re.findall(r"\b(pulling_agent_[a-z_]+)\b", rule["expr"]))
-        assert used and used <= AGENT_METRICS, used - AGENT_METRICS
-
-
-def _check(promql_check: Path, payload: list[dict[str, str]]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(promql_check)],
-        input=json.dumps(payload),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+        assert used <= exported, used - exported
+        assert_labels_exist(rule["alert"], rule["expr"])
 
 
 def test_promql_is_valid(chart: Chart, promql_check: Path) -> None:
@@ -120,7 +104,7 @@ def test_promql_is_valid(chart: Chart, promql_check: Path) -> None:
         chart.render({"metrics": {"prometheusRule": {"enabled": True}}}, namespace="ops")
     )
     payload = [{"name": r["alert"], "expr": r["expr"], "for": r["for"]} for r in rules]
-    proc = _check(promql_check, payload)
+    proc = check_promql(promql_check, payload)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -129,6 +113,6 @@ def test_promql_check_refuses_bad_promql(promql_check: Path) -> None:
         {"name": "unclosed", "expr": "max by (pod) (pulling_agent_state", "for": "5m"},
         {"name": "bad-for", "expr": "up == 0", "for": "5 minutes"},
     ]
-    proc = _check(promql_check, payload)
+    proc = check_promql(promql_check, payload)
     assert proc.returncode == 1
     assert "unclosed:" in proc.stdout and "bad-for:" in proc.stdout

@@ -41,9 +41,11 @@ CASES: list[tuple[str, str, dict[str, Any], str, str]] = [
 )
 def test_names(chart: Chart, release: str, values: dict[str, Any], fullname: str, app: str) -> None:
     r = chart.render(values, release=release)
+    # The guide's install keeps the guide's ConfigMap name; any other release has its own.
+    configmap = "agent-control" if fullname == "pulling-agent" else f"{fullname}-control"
     assert r.names() == sorted(
         [
-            "ConfigMap/agent-control",
+            f"ConfigMap/{configmap}",
             f"CronJob/pause-{fullname}",
             f"CronJob/resume-{fullname}",
             f"Deployment/{fullname}",
@@ -71,6 +73,63 @@ def test_names(chart: Chart, release: str, values: dict[str, Any], fullname: str
             assert job["metadata"]["labels"]["app"] == f"{app}-control"
             assert job["spec"]["template"]["metadata"]["labels"]["app"] == f"{app}-control"
             assert job["spec"]["template"]["spec"]["serviceAccountName"] == f"{fullname}-control"
+
+
+WINDOWS = [
+    {"name": "agent-maintenance", "pause": "0 2 * * *", "resume": "0 4 * * *"},
+    {"name": "weekend", "pause": "0 18 * * 5", "resume": "0 18 * * 0"},
+]
+EVERYTHING = {
+    "maintenanceWindows": WINDOWS,
+    "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
+    "control": {"jobs": {"signalPods": True}},
+}
+
+
+@pytest.mark.parametrize("other", ["pulling-agent-b", "prod", "agent"])
+def test_two_releases_in_one_namespace_share_no_name(chart: Chart, other: str) -> None:
+    """A second release next to the guide's install, same values, every object on."""
+    first = chart.render(EVERYTHING)
+    second = chart.render(EVERYTHING, release=other)
+    assert set(first.names()).isdisjoint(second.names())
+    # ...and each release's pods and Jobs use its own ConfigMap and accounts.
+    for r in (first, second):
+        (configmap,) = r.of_kind("ConfigMap")
+        name = configmap["metadata"]["name"]
+        assert r.agent_env()["PULLING_AGENT_CONFIGMAP"] == name
+        for role in r.of_kind("Role"):
+            assert role["rules"][0]["resourceNames"] == [name]
+        for cj in r.of_kind("CronJob"):
+            command = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+            assert command["command"][command["command"].index("--configmap") + 1] == name
+    # The first keeps the guide's names.
+    assert first.has("ConfigMap", "agent-control")
+    assert first.has("CronJob", "pause-agent-maintenance")
+    assert first.has("CronJob", "pause-pulling-agent")
+
+
+def test_window_cronjobs_carry_the_fullname_outside_the_guide_install(chart: Chart) -> None:
+    r = chart.render({"maintenanceWindows": WINDOWS}, release="prod")
+    windows = sorted(
+        c["metadata"]["name"]
+        for c in r.of_kind("CronJob")
+        if "pulling-agent.io/maintenance-window" in c["metadata"]["labels"]
+    )
+    assert windows == [
+        "pause-prod-pulling-agent-agent-maintenance",
+        "pause-prod-pulling-agent-weekend",
+        "resume-prod-pulling-agent-agent-maintenance",
+        "resume-prod-pulling-agent-weekend",
+    ]
+    job = r.get("CronJob", "pause-prod-pulling-agent-weekend")["spec"]["jobTemplate"]["spec"]
+    command = job["template"]["spec"]["containers"][0]["command"]
+    assert command[command.index("--by") + 1] == "cronjob/pause-prod-pulling-agent-weekend"
+
+
+def test_an_explicit_configmap_name_wins(chart: Chart) -> None:
+    for release in ("pulling-agent", "prod"):
+        r = chart.render({"control": {"configMapName": "queue-control"}}, release=release)
+        assert [c["metadata"]["name"] for c in r.of_kind("ConfigMap")] == ["queue-control"]
 
 
 def test_long_release_names_are_cut_to_the_api_limits(chart: Chart) -> None:

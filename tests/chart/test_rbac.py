@@ -106,3 +106,65 @@ def test_every_rule_has_a_comment() -> None:
     for i in rules:
         above = lines[i - 1].strip()
         assert above.startswith("#"), f"role.yaml line {i + 1}: rule without a comment"
+
+
+# --- existing accounts, workload identity, rbac.create ---
+
+
+def _pod_accounts(r: Rendered) -> dict[str, str]:
+    return {where: spec["serviceAccountName"] for where, spec in r.pod_specs()}
+
+
+def test_existing_accounts(chart: Chart) -> None:
+    r = chart.render(
+        {
+            "serviceAccount": {"create": False, "name": "queue-agent"},
+            "control": {"jobs": {"serviceAccount": {"create": False, "name": "queue-control"}}},
+        }
+    )
+    assert r.of_kind("ServiceAccount") == []
+    accounts = _pod_accounts(r)
+    assert accounts.pop("Deployment/pulling-agent") == "queue-agent"
+    assert set(accounts.values()) == {"queue-control"} and len(accounts) == 2
+    # The chart's Roles are bound to the accounts it was given.
+    for duty, account in (("agent", "queue-agent"), ("control", "queue-control")):
+        subjects = r.get("RoleBinding", f"pulling-agent-{duty}")["subjects"]
+        assert subjects == [{"kind": "ServiceAccount", "name": account, "namespace": "default"}]
+    assert r.get("Role", "pulling-agent-agent")["rules"] == AGENT_RULES
+
+
+def test_named_accounts_created_with_annotations(chart: Chart) -> None:
+    """Workload identity: the annotations go on the accounts the pods run as."""
+    agent_id = {"iam.gke.io/gcp-service-account": "agent@p.iam.gserviceaccount.com"}
+    control_id = {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/control"}
+    r = chart.render(
+        {
+            "serviceAccount": {"name": "queue-agent", "annotations": agent_id},
+            "control": {
+                "jobs": {"serviceAccount": {"name": "queue-control", "annotations": control_id}}
+            },
+        }
+    )
+    assert r.get("ServiceAccount", "queue-agent")["metadata"]["annotations"] == agent_id
+    assert r.get("ServiceAccount", "queue-control")["metadata"]["annotations"] == control_id
+    accounts = _pod_accounts(r)
+    assert accounts.pop("Deployment/pulling-agent") == "queue-agent"
+    assert set(accounts.values()) == {"queue-control"}
+    # No annotations by default.
+    for sa in chart.render().of_kind("ServiceAccount"):
+        assert "annotations" not in sa["metadata"]
+
+
+def test_rbac_off_renders_no_role(chart: Chart) -> None:
+    r = chart.render({"rbac": {"create": False}, "control": {"jobs": {"signalPods": True}}})
+    assert r.of_kind("Role") == [] and r.of_kind("RoleBinding") == []
+    # Everything else is unchanged: the accounts, and the pods running as them.
+    default = chart.render({"control": {"jobs": {"signalPods": True}}})
+    assert [n for n in default.names() if not n.startswith("Role")] == r.names()
+    assert _pod_accounts(r) == _pod_accounts(default)
+
+
+def test_control_account_only_with_control_jobs(chart: Chart) -> None:
+    r = chart.render({"control": {"jobs": {"enabled": False}}})
+    assert [sa["metadata"]["name"] for sa in r.of_kind("ServiceAccount")] == ["pulling-agent"]
+    assert not r.has("Role", "pulling-agent-control")

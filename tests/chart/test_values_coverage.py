@@ -12,12 +12,14 @@ from typing import Any
 
 import pytest
 
-from .conftest import Chart, deep_merge, values_yaml
+from .conftest import Chart, deep_merge, value_leaves, values_yaml
 
 pytestmark = pytest.mark.chart
 
 MONITOR = {"metrics": {"serviceMonitor": {"enabled": True}}}
 RULES = {"metrics": {"prometheusRule": {"enabled": True}}}
+DASHBOARD = {"metrics": {"dashboard": {"enabled": True}}}
+DASHBOARD_FOLDER = {"metrics": {"dashboard": {"enabled": True, "folder": "Queues"}}}
 PAUSED = {"control": {"state": "pause"}}
 WINDOW = {"name": "nightly", "pause": "0 2 * * *", "resume": "0 4 * * *"}
 WINDOWS = {"maintenanceWindows": [WINDOW]}
@@ -39,6 +41,17 @@ SAMPLES: dict[str, tuple[Any, str, dict[str, Any]]] = {
     "control.requestedBy": ("ops-team", "ops-team", PAUSED),
     "control.watch": (False, "PULLING_AGENT_CONFIGMAP", {}),
     "control.jobs.enabled": (False, "kind: CronJob", {}),
+    "control.jobs.serviceAccount.create": (
+        False,
+        "kind: ServiceAccount",
+        {"control": {"jobs": {"serviceAccount": {"name": "queue-control"}}}},
+    ),
+    "control.jobs.serviceAccount.name": ("queue-control", "queue-control", {}),
+    "control.jobs.serviceAccount.annotations": (
+        {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/control"},
+        "role/control",
+        {},
+    ),
     "control.jobs.signalPods": (True, "pods/exec", {}),
     "control.jobs.reason": ("pipeline-deploy", "pipeline-deploy", {}),
     "control.jobs.backoffLimit": (9, "backoffLimit: 9", {}),
@@ -87,6 +100,32 @@ SAMPLES: dict[str, tuple[Any, str, dict[str, Any]]] = {
     "metrics.prometheusRule.unexpectedPauseFor": ("7m", "for: 7m", RULES),
     "metrics.prometheusRule.pausedTooLongSeconds": (4321, "> 4321", RULES),
     "metrics.prometheusRule.stalledFor": ("21m", "[21m]", RULES),
+    "metrics.prometheusRule.notReportingFor": ("3m", "for: 3m", RULES),
+    "metrics.dashboard.enabled": (True, "grafana_dashboard", {}),
+    "metrics.dashboard.label": ("dashboards", "dashboards: ", DASHBOARD),
+    "metrics.dashboard.labelValue": ("pulling", 'grafana_dashboard: "pulling"', DASHBOARD),
+    "metrics.dashboard.folder": ("Queues", 'grafana_folder: "Queues"', DASHBOARD),
+    "metrics.dashboard.folderAnnotation": ("dash-dir", "dash-dir", DASHBOARD_FOLDER),
+    "metrics.dashboard.namespace": ("monitoring", "namespace: monitoring", DASHBOARD),
+    "metrics.dashboard.labels": ({"team": "queues"}, "team: queues", DASHBOARD),
+    "metrics.dashboard.annotations": ({"note": "generated"}, "note: generated", DASHBOARD),
+    "serviceAccount.create": (False, "kind: ServiceAccount", {"serviceAccount": {"name": "q"}}),
+    "serviceAccount.name": ("queue-agent", "queue-agent", {}),
+    "serviceAccount.annotations": (
+        {"iam.gke.io/gcp-service-account": "agent@project.iam.gserviceaccount.com"},
+        "agent@project.iam",
+        {},
+    ),
+    "rbac.create": (False, "kind: Role", {}),
+    "podSecurityContext.runAsNonRoot": (False, "runAsNonRoot: false", {}),
+    "podSecurityContext.runAsUser": (20001, "runAsUser: 20001", {}),
+    "podSecurityContext.runAsGroup": (20002, "runAsGroup: 20002", {}),
+    "podSecurityContext.fsGroup": (20003, "fsGroup: 20003", {}),
+    "podSecurityContext.seccompProfile.type": ("Unconfined", "type: Unconfined", {}),
+    "securityContext.allowPrivilegeEscalation": (True, "allowPrivilegeEscalation: true", {}),
+    "securityContext.readOnlyRootFilesystem": (False, "readOnlyRootFilesystem: false", {}),
+    "securityContext.runAsNonRoot": (False, "runAsNonRoot: false", {}),
+    "securityContext.capabilities.drop": (["NET_RAW"], "- NET_RAW", {}),
     "resources.requests.cpu": ("44m", "cpu: 44m", {}),
     "resources.requests.memory": ("44Mi", "memory: 44Mi", {}),
     "resources.limits.memory": ("444Mi", "memory: 444Mi", {}),
@@ -100,16 +139,6 @@ SAMPLES: dict[str, tuple[Any, str, dict[str, Any]]] = {
 }
 
 
-def _leaves(tree: dict[str, Any], prefix: str = "") -> list[str]:
-    out: list[str] = []
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            out.extend(_leaves(value, f"{prefix}{key}."))
-        else:
-            out.append(f"{prefix}{key}")
-    return out
-
-
 def _nest(path: str, value: Any) -> dict[str, Any]:
     out: Any = value
     for key in reversed(path.split(".")):
@@ -118,7 +147,7 @@ def _nest(path: str, value: Any) -> dict[str, Any]:
 
 
 def test_every_key_has_a_sample() -> None:
-    leaves = _leaves(values_yaml())
+    leaves = value_leaves(values_yaml())
     assert len(leaves) > 50
     assert sorted(set(leaves) - set(SAMPLES)) == [], "values without a sample"
     assert sorted(set(SAMPLES) - set(leaves)) == [], "samples for values that do not exist"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from kubernetes import client
 
-from tests.e2e.providers.base import (
+from testkit.clusters.base import (
     Cluster,
     current_cluster_entry,
     kubeconfig_dict,

@@ -1,11 +1,16 @@
 """Fixtures for the e2e tier: tests through a real Kubernetes API.
 
-Provider (chosen once per session, see tests/e2e/providers/__init__.py)
-    PULLING_AGENT_CLUSTER=controlplane|kind|existing; by default kind when kind and a Docker
-    engine work, else controlplane when `make tools` has built ./bin, else every e2e test
-    skips with a one-line reason.  The control plane's start-up time is printed at the end
-    of the run ("e2e cluster: ...").
+Provider (chosen once per session, see testkit/clusters/__init__.py)
+    PULLING_AGENT_CLUSTER=node|controlplane|kind|existing; by default node when this machine
+    can run it (root, Debian's containerd/runc/CNI plugins, ./bin from `make tools`), else
+    controlplane when `make tools` has built ./bin, else every e2e test skips with a one-line
+    reason.  kind only when asked for.  The cluster's start-up time is printed at the end of
+    the run ("e2e cluster: ...").  A cluster that cannot start is one error (the first test);
+    the other e2e tests then skip, pointing at it.
 
+    node          the control plane below plus kube-scheduler, kube-proxy, a kubelet and its
+                  own containerd, CNI bridge networking; the agent image built here
+                  (tools/build-image.sh) and loaded: pods run.
     controlplane  real etcd + kube-apiserver + kube-controller-manager from ./bin (RBAC,
                   PodSecurity and the other default admission plugins, TokenRequest, every
                   default controller); no kubelet and no scheduler: pods stay Pending.
@@ -13,8 +18,8 @@ Provider (chosen once per session, see tests/e2e/providers/__init__.py)
     existing      whatever $KUBECONFIG points at (PULLING_AGENT_IMAGE names the image).
 
 Fixtures
-    cluster                  (session) `providers.base.Cluster`, started:
-                             .provider       "controlplane" | "kind" | "existing"
+    cluster                  (session) `testkit.clusters.base.Cluster`, started:
+                             .provider       "node" | "controlplane" | "kind" | "existing"
                              .kubeconfig     Path of the admin kubeconfig (system:masters)
                              .runs_pods      False on controlplane
                              .agent_image    image the cluster can run, or None
@@ -25,7 +30,7 @@ Fixtures
                              .env(kubeconfig=None) -> os.environ + KUBECONFIG + ./bin on PATH,
                                       for helm, kubectl or the agent as a subprocess
     api_client               (session) the admin kubernetes.client.ApiClient
-    controlplane             (session) the `ControlPlane`, or a skip on other providers:
+    controlplane             (session) the `ControlPlane` (node is one too), or a skip:
                              .stop_apiserver(graceful=False), .start_apiserver(),
                              .restart_apiserver(down_for=0.0, graceful=False) — same port,
                              etcd and controller manager keep running; .apiserver_url,
@@ -36,6 +41,10 @@ Fixtures
                              sets the pod-security.kubernetes.io/enforce, warn and audit
                              labels.  Returns once its "default" ServiceAccount exists.
     namespace                (function) make_namespace() with no Pod Security labels.
+    make_release, release, running
+                             (function) a helm release of the chart in a fresh `restricted`
+                             namespace: not installed / installed / installed and RUNNING
+                             (see tests/e2e/release.py)
     service_account_access   (function) service_account_access(namespace, name, *,
                              create=True, expiration_seconds=3600, audiences=()) ->
                              `access.ServiceAccountAccess` with .token, .kubeconfig,
@@ -48,7 +57,7 @@ Fixtures
     While an e2e test runs, KUBECONFIG is the admin kubeconfig and ./bin leads PATH, so a
     stray `kubectl`/`helm` can only reach the test cluster (never a developer's own).
 
-Helpers: `providers.wait_until(predicate, timeout=, interval=, what=)` polls (exceptions
+Helpers: `testkit.clusters.wait_until(predicate, timeout=, interval=, what=)` polls (exceptions
 count as "not yet"); use it instead of sleeps, and never assert on durations.
 
 Markers
@@ -65,18 +74,21 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from kubernetes import client
 
+from testkit.clusters import Choice, Cluster, ControlPlane, ProviderError, choose, wait_until
+from testkit.clusters.base import BIN_DIR
 from tests.e2e.access import ServiceAccountAccess, mint_service_account_access
-from tests.e2e.providers import Choice, Cluster, ControlPlane, ProviderError, choose, wait_until
-from tests.e2e.providers.base import BIN_DIR
+from tests.e2e.release import RELEASE, Release, expect_state
 
 RUNS_PODS_ENV = "PULLING_AGENT_RUNS_PODS"
 NO_KUBELET = "needs running pods (a kubelet); the controlplane provider has none"
 HERE = Path(__file__).parent
 _STARTED = pytest.StashKey[Cluster]()
+_FAILED = pytest.StashKey[str]()
 
 MakeNamespace = Callable[..., str]
 ServiceAccountAccessFactory = Callable[..., ServiceAccountAccess]
@@ -114,8 +126,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     (A fixture would be too late: pytest sets up the session-scoped `cluster` first.)
     """
     choice = _choice(item.config)
+    if _FAILED in item.config.stash:
+        pytest.skip(f"the e2e cluster is unusable: {item.config.stash[_FAILED]}")
     if choice.error:
-        pytest.fail(choice.error, pytrace=False)
+        _fail_once(item.config, choice.error)
     if choice.skip:
         pytest.skip(choice.skip)
     if item.get_closest_marker("requires_pods"):
@@ -123,6 +137,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             pytest.skip(NO_KUBELET)
         if choice.provider == "existing" and os.environ.get(RUNS_PODS_ENV) == "0":
             pytest.skip(f"needs running pods; {RUNS_PODS_ENV}=0 says the cluster has none")
+
+
+def _fail_once(config: pytest.Config, message: str) -> NoReturn:
+    """Fail this test with `message`; every later e2e test skips, pointing at it."""
+    config.stash[_FAILED] = message.splitlines()[0][:200] + " (the first e2e test has it all)"
+    pytest.fail(message, pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -142,7 +162,7 @@ def cluster(
         made = cluster_choice.create(tmp_path_factory.mktemp(cluster_choice.provider or "cluster"))
         made.start()
     except ProviderError as exc:
-        pytest.fail(f"{cluster_choice.provider} cluster did not start: {exc}", pytrace=False)
+        _fail_once(pytestconfig, f"{cluster_choice.provider} cluster did not start: {exc}")
     pytestconfig.stash[_STARTED] = made
     try:
         yield made
@@ -215,6 +235,51 @@ def make_namespace(
         except client.ApiException as exc:
             if exc.status != 404:
                 raise
+
+
+@pytest.fixture
+def make_release(
+    cluster: Cluster, make_namespace: MakeNamespace, tmp_path: Path
+) -> Iterator[Callable[..., Release]]:
+    """Factory: make_release(name=RELEASE, namespace=None, *, prefix="chart") -> a `Release`
+    (not installed yet) in a fresh namespace enforcing Pod Security `restricted`, or in
+    `namespace` (a second release beside the first)."""
+    made: list[Release] = []
+
+    def make(
+        name: str = RELEASE, namespace: str | None = None, *, prefix: str = "chart"
+    ) -> Release:
+        namespace = namespace or make_namespace(prefix, pod_security="restricted")
+        release = Release(cluster, namespace, tmp_path, name)
+        made.append(release)
+        return release
+
+    yield make
+    for release in made:
+        release.close()
+
+
+@pytest.fixture
+def release(make_release: Callable[..., Release]) -> Release:
+    """The chart installed with default values in a namespace enforcing `restricted`."""
+    r = make_release()
+    r.install()
+    return r
+
+
+@pytest.fixture
+def running(make_release: Callable[..., Release]) -> Callable[..., Release]:
+    """Factory: running(*helm_args) installs (with 200 demo documents) and waits until the
+    agent pods are Ready and RUNNING (needs pods)."""
+
+    def make(*args: str) -> Release:
+        r = make_release()
+        r.install("--set", "agent.seed=200", *args)
+        r.guide("kubectl rollout status deployment/pulling-agent --timeout=300s")
+        expect_state(r, "running")
+        return r
+
+    return make
 
 
 @pytest.fixture

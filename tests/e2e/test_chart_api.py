@@ -1,6 +1,8 @@
 """The chart through a real Kubernetes API: helm install/upgrade, Pod Security, RBAC, Jobs.
 
-The first part runs on every provider; nothing there needs a running pod, so on
+The first part runs on every provider (including the installs a platform team asks for:
+existing ServiceAccounts, `rbac.create=false`, two releases in one namespace, a name another
+release owns); nothing there needs a running pod, so on
 `controlplane` (no kubelet) the Deployment's and the Jobs' pods are created by
 kube-controller-manager and stay Pending.  The last part (`requires_pods`, skipped on
 controlplane) runs the agent image on kind: install, then pause and resume through each of
@@ -29,29 +31,32 @@ and with pods (kind): ./control/control-agent.sh pause|resume|status, make k8s-p
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 
+from testkit.clusters import ProviderError, wait_until
+from testkit.clusters.base import REPO_ROOT, run_command
 from tests.conftest import AgentFactory
 from tests.e2e.access import ServiceAccountAccess
-from tests.e2e.providers import Cluster, wait_until
-from tests.e2e.providers.base import BIN_DIR, REPO_ROOT, run_command
+from tests.e2e.release import (
+    POD,
+    RELEASE,
+    Release,
+    agent_pods,
+    ctl_env,
+    expect_state,
+    need_ctl,
+)
 
 pytestmark = pytest.mark.e2e
 
 MakeNamespace = Callable[..., str]
 SAFactory = Callable[..., ServiceAccountAccess]
 
-CHART = REPO_ROOT / "charts" / "pulling-agent"
-VENV_BIN = REPO_ROOT / ".venv" / "bin"
-RELEASE = "pulling-agent"
 WINDOW = {
     "name": "agent-maintenance",
     "pause": "0 2 * * *",
@@ -61,99 +66,10 @@ WINDOW = {
 }
 
 
-class Release:
-    """One helm release of the chart in its own namespace, and the guide's shell."""
-
-    def __init__(self, cluster: Cluster, namespace: str, workdir: Path) -> None:
-        self.cluster = cluster
-        self.namespace = namespace
-        self.core = client.CoreV1Api(cluster.api_client())
-        # The guide's commands have no -n: give them a kubeconfig whose context is our namespace.
-        doc = yaml.safe_load(cluster.kubeconfig.read_text())
-        for context in doc["contexts"]:
-            context["context"]["namespace"] = namespace
-        self.guide_kubeconfig = workdir / f"guide-{namespace}.kubeconfig"
-        self.guide_kubeconfig.write_text(yaml.safe_dump(doc))
-        self.guide_kubeconfig.chmod(0o600)
-
-    def helm(self, *args: str) -> str:
-        helm = BIN_DIR / "helm"
-        if not helm.exists():
-            pytest.skip("./bin/helm missing: run `make tools`")
-        image: list[str] = []
-        if self.cluster.agent_image:
-            repository, _, tag = self.cluster.agent_image.rpartition(":")
-            image = ["--set", f"image.repository={repository}", "--set", f"image.tag={tag}"]
-        proc = run_command(
-            [str(helm), *args, "--namespace", self.namespace, *image],
-            env=self.cluster.env(),
-            timeout=300,
-        )
-        return proc.stdout
-
-    def install(self, *args: str) -> str:
-        return self.helm("install", RELEASE, str(CHART), *args)
-
-    def upgrade(self, *args: str) -> str:
-        return self.helm("upgrade", RELEASE, str(CHART), *args)
-
-    def guide(self, command: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run a command of the operator guide, verbatim, with bash."""
-        env = self.cluster.env(self.guide_kubeconfig)
-        return run_command(["bash", "-euo", "pipefail", "-c", command], env=env, check=check)
-
-    def configmap(self, name: str = "agent-control") -> dict[str, str]:
-        data = self.core.read_namespaced_config_map(name, self.namespace).data
-        return dict(data or {})
-
-    def close(self) -> None:
-        self.core.api_client.close()
-
-
-@pytest.fixture
-def make_release(
-    cluster: Cluster, make_namespace: MakeNamespace, tmp_path: Path
-) -> Iterator[Callable[[], Release]]:
-    made: list[Release] = []
-
-    def make() -> Release:
-        release = Release(cluster, make_namespace("chart", pod_security="restricted"), tmp_path)
-        made.append(release)
-        return release
-
-    yield make
-    for release in made:
-        release.close()
-
-
-@pytest.fixture
-def release(make_release: Callable[[], Release]) -> Release:
-    """The chart installed with default values in a namespace enforcing `restricted`."""
-    r = make_release()
-    r.install()
-    return r
-
-
-def _ctl_env(access_env: dict[str, str]) -> dict[str, str]:
-    """A clean environment for the agent's CLI: no stray PULLING_AGENT_* from the caller."""
-    env = {k: v for k, v in access_env.items() if not k.startswith("PULLING_AGENT_")}
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env['PATH']}"
-    return env
-
-
-def _need_ctl() -> None:
-    if not (VENV_BIN / "pulling-agent").exists():
-        pytest.skip(".venv/bin/pulling-agent missing: pip install -e .")
-
-
-def _agent_pods(core: client.CoreV1Api, namespace: str) -> list[client.V1Pod]:
-    return list(core.list_namespaced_pod(namespace, label_selector="app=pulling-agent").items)
-
-
 # --- install, Pod Security ---------------------------------------------------------------
 
 
-def test_install_under_restricted_pod_security(make_release: Callable[[], Release]) -> None:
+def test_install_under_restricted_pod_security(make_release: Callable[..., Release]) -> None:
     r = make_release()
     notes = r.install()
     # NOTES tell how to pause, resume and check, with this namespace's names.
@@ -166,7 +82,7 @@ def test_install_under_restricted_pod_security(make_release: Callable[[], Releas
     # kube-controller-manager creates the Deployment's pod: PodSecurity admitted it.
     apps = client.AppsV1Api(r.core.api_client)
     pods = wait_until(
-        lambda: _agent_pods(r.core, r.namespace),
+        lambda: agent_pods(r.core, r.namespace),
         timeout=180,
         what="the Deployment's pod (ReplicaSet controller)",
     )
@@ -218,8 +134,8 @@ def test_upgrade_set_control_state_pause(release: Release) -> None:
 
 
 def test_ctl_pause_survives_a_plain_upgrade(release: Release) -> None:
-    _need_ctl()
-    env = _ctl_env(release.cluster.env())
+    need_ctl()
+    env = ctl_env(release.cluster.env())
 
     def ctl(action: str) -> subprocess.CompletedProcess[str]:
         command = ["pulling-agent", "ctl", action, "--configmap", "agent-control"]
@@ -294,13 +210,13 @@ def _run_job_command_as_its_account(
     assert container.command[:2] == ["pulling-agent", "ctl"]
     assert not container.args and not container.env  # complete in itself
     access = service_account_access(release.namespace, pod_spec.service_account_name, create=False)
-    return run_command(container.command, env=_ctl_env(access.env()), check=False, timeout=120)
+    return run_command(container.command, env=ctl_env(access.env()), check=False, timeout=120)
 
 
 def test_job_from_cronjob_pauses_and_resumes(
     release: Release, service_account_access: SAFactory
 ) -> None:
-    _need_ctl()
+    need_ctl()
     release.guide("kubectl create job pause-now --from=cronjob/pause-pulling-agent")
     jobs = release.guide("kubectl get jobs -l app=pulling-agent-control -o name").stdout.split()
     assert jobs == ["job.batch/pause-now"]
@@ -317,7 +233,7 @@ def test_job_from_cronjob_pauses_and_resumes(
     # ...and it is not mistaken for an agent pod.
     assert all(
         p.metadata.labels["app"] == "pulling-agent"
-        for p in _agent_pods(release.core, release.namespace)
+        for p in agent_pods(release.core, release.namespace)
     )
 
     proc = _run_job_command_as_its_account(release, service_account_access, "pause-now")
@@ -339,7 +255,7 @@ def test_job_from_cronjob_pauses_and_resumes(
 def test_control_account_is_limited_to_its_configmap(
     release: Release, service_account_access: SAFactory
 ) -> None:
-    _need_ctl()
+    need_ctl()
     release.core.create_namespaced_config_map(
         release.namespace,
         client.V1ConfigMap(metadata=client.V1ObjectMeta(name="other"), data={"state": "running"}),
@@ -348,7 +264,7 @@ def test_control_account_is_limited_to_its_configmap(
     # The same CLI aimed at another ConfigMap is refused (exit 1, a message naming it).
     proc = run_command(
         ["pulling-agent", "ctl", "pause", "--configmap", "other", "--namespace", release.namespace],
-        env=_ctl_env(access.env()),
+        env=ctl_env(access.env()),
         check=False,
         timeout=120,
     )
@@ -421,7 +337,7 @@ def test_agent_watch_works_with_the_charts_role(
     release: Release, service_account_access: SAFactory, agent_factory: AgentFactory
 ) -> None:
     """The real agent, as a local process with the agent's token, follows the ConfigMap."""
-    _need_ctl()
+    need_ctl()
     access = service_account_access(release.namespace, "pulling-agent", create=False)
     agent = agent_factory(
         args=[
@@ -452,7 +368,7 @@ def test_agent_watch_works_with_the_charts_role(
     assert "403" not in log and "orbidden" not in log, agent.log_tail()
 
 
-def test_maintenance_window_cronjobs(make_release: Callable[[], Release]) -> None:
+def test_maintenance_window_cronjobs(make_release: Callable[..., Release]) -> None:
     r = make_release()
     r.install("--set-json", f"maintenanceWindows=[{json.dumps(WINDOW)}]")
     batch = client.BatchV1Api(r.core.api_client)
@@ -480,7 +396,7 @@ def test_maintenance_window_cronjobs(make_release: Callable[[], Release]) -> Non
     assert command[command.index("--reason") + 1] == "nightly backup"
 
 
-def test_api_refuses_an_unknown_time_zone(make_release: Callable[[], Release]) -> None:
+def test_api_refuses_an_unknown_time_zone(make_release: Callable[..., Release]) -> None:
     """The schema checks the shape of a time zone; the API server checks that it exists."""
     r = make_release()
     bad = {**WINDOW, "timeZone": "Mars/Olympus_Mons"}
@@ -488,49 +404,206 @@ def test_api_refuses_an_unknown_time_zone(make_release: Callable[[], Release]) -
         r.install("--set-json", f"maintenanceWindows=[{json.dumps(bad)}]")
 
 
-# --- with a kubelet (kind): the guide's five methods on running pods ----------------------
-
-POD = "$(kubectl get pod -l app=pulling-agent -o jsonpath='{.items[0].metadata.name}')"
+# --- shared clusters: existing accounts, no RBAC, two releases in one namespace ------------
 
 
-def _ready(release: Release) -> list[bool]:
-    pods = _agent_pods(release.core, release.namespace)
-    return [
-        any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
-        for p in pods
-        if p.metadata.deletion_timestamp is None
-    ]
+def _objects_of(release: Release, kind: str) -> list[str]:
+    """Names of this release's objects of a kind (by the instance label)."""
+    out = release.cluster.kubectl(
+        "-n",
+        release.namespace,
+        "get",
+        kind,
+        "-l",
+        f"app.kubernetes.io/instance={release.name}",
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ).stdout
+    return sorted(out.split())
 
 
-def _expect(release: Release, state: str) -> None:
-    """Every agent pod reaches `state`: the liveness file says so, readiness follows."""
-    ready = state == "running"
-    wait_until(
-        lambda: (r := _ready(release)) and all(x is ready for x in r),
-        timeout=180,
-        what=f"agent pods {'Ready' if ready else 'not Ready'} ({state})",
+def _pods_of(release: Release) -> list[client.V1Pod]:
+    """The release's agent pods, once the ReplicaSet controller has created them."""
+    selector = f"app.kubernetes.io/instance={release.name},app.kubernetes.io/component=agent"
+    return list(
+        wait_until(
+            lambda: (
+                release.core.list_namespaced_pod(release.namespace, label_selector=selector).items
+            ),
+            timeout=180,
+            what=f"the pod of release {release.name} (ReplicaSet controller)",
+        )
     )
-    liveness = release.guide(f"POD={POD}; kubectl exec $POD -- cat /tmp/health/liveness").stdout
-    assert liveness.splitlines()[0] == ("running" if ready else "paused")
-    check = release.guide(
-        f"POD={POD}; kubectl exec $POD -- test -f /tmp/health/readiness "
-        "&& echo RUNNING || echo PAUSED"
-    ).stdout.strip()
-    assert check == ("RUNNING" if ready else "PAUSED")
 
 
-@pytest.fixture
-def running(make_release: Callable[[], Release]) -> Callable[..., Release]:
-    """Install with extra helm args and wait for the agent pod to be Ready."""
+def test_install_with_existing_accounts(
+    make_release: Callable[..., Release], service_account_access: SAFactory
+) -> None:
+    """serviceAccount.create=false: the pods run as accounts the platform made."""
+    need_ctl()
+    r = make_release()
+    agent = service_account_access(r.namespace, "queue-agent")  # created here, not by helm
+    service_account_access(r.namespace, "queue-control")
+    r.install(
+        "--set",
+        "serviceAccount.create=false",
+        "--set",
+        "serviceAccount.name=queue-agent",
+        "--set",
+        "control.jobs.serviceAccount.create=false",
+        "--set",
+        "control.jobs.serviceAccount.name=queue-control",
+    )
+    assert _objects_of(r, "serviceaccounts") == []
+    # The pod was admitted: its account exists (the ServiceAccount admission checks it).
+    (pod,) = _pods_of(r)
+    assert pod.spec.service_account_name == "queue-agent"
+    # The chart's Roles are bound to those accounts: the agent's may watch its ConfigMap...
+    with agent.api_client() as api:
+        core = client.CoreV1Api(api)
+        core.read_namespaced_config_map("agent-control", r.namespace)
+        _watch(core, r.namespace, "metadata.name=agent-control")
+        assert _refused(lambda: core.list_namespaced_config_map(r.namespace)) == 403
+    # ...and a control Job runs as queue-control, which may patch it.
+    r.guide("kubectl create job pause-now --from=cronjob/pause-pulling-agent")
+    proc = _run_job_command_as_its_account(r, service_account_access, "pause-now")
+    assert proc.returncode == 0, proc.stderr
+    assert r.configmap()["state"] == "pause"
+    r.upgrade("--reuse-values")  # and upgrades keep working
+    assert r.configmap()["state"] == "pause"
 
-    def make(*args: str) -> Release:
-        r = make_release()
-        r.install("--set", "agent.seed=200", *args)
-        r.guide("kubectl rollout status deployment/pulling-agent --timeout=300s")
-        _expect(r, "running")
-        return r
 
-    return make
+def test_install_without_rbac(
+    make_release: Callable[..., Release], service_account_access: SAFactory
+) -> None:
+    """rbac.create=false: no Role; the rules the notes print are the ones that are needed."""
+    r = make_release()
+    notes = r.install("--set", "rbac.create=false")
+    assert _objects_of(r, "roles") == [] and _objects_of(r, "rolebindings") == []
+    assert _objects_of(r, "serviceaccounts") == ["pulling-agent", "pulling-agent-control"]
+    _pods_of(r)
+    assert "rbac.create is false" in notes
+    on_cm = "on configmaps, resourceNames [agent-control]"
+    assert f"ServiceAccount pulling-agent: get, list, watch {on_cm}" in notes
+    assert f"ServiceAccount pulling-agent-control: get, patch {on_cm}" in notes
+
+    ns = r.namespace
+    agent = service_account_access(ns, "pulling-agent", create=False)
+    with agent.api_client() as api:
+        core = client.CoreV1Api(api)
+        assert _refused(lambda: core.read_namespaced_config_map("agent-control", ns)) == 403
+        # Grant what the notes say, as a platform team would, and the watch works.
+        r.cluster.kubectl(
+            "-n", r.namespace, "create", "role", "agent-reader", "--verb=get,list,watch",
+            "--resource=configmaps", "--resource-name=agent-control",
+        )  # fmt: skip
+        r.cluster.kubectl(
+            "-n", r.namespace, "create", "rolebinding", "agent-reader", "--role=agent-reader",
+            f"--serviceaccount={r.namespace}:pulling-agent",
+        )  # fmt: skip
+        wait_until(
+            lambda: core.read_namespaced_config_map("agent-control", r.namespace),
+            timeout=60,
+            what="the granted Role to apply",
+        )
+        _watch(core, r.namespace, "metadata.name=agent-control")
+
+
+def test_two_releases_side_by_side(
+    make_release: Callable[..., Release], service_account_access: SAFactory
+) -> None:
+    """A second release beside the guide's install, same values: no name is shared."""
+    need_ctl()
+    window = ["--set-json", f"maintenanceWindows=[{json.dumps(WINDOW)}]"]
+    first = make_release()
+    first.install(*window)
+    second = make_release("pulling-agent-b", first.namespace)
+    notes = second.install(*window)
+    assert "--release pulling-agent-b --configmap pulling-agent-b-control" in notes
+    b_window = "pulling-agent-b-agent-maintenance"
+    assert f"CronJobs pause-{b_window}, resume-{b_window}" in notes
+
+    # The guide's names stay with the first; the second has its own.
+    assert _objects_of(first, "configmaps") == ["agent-control"]
+    assert _objects_of(second, "configmaps") == ["pulling-agent-b-control"]
+    assert _objects_of(first, "cronjobs") == [
+        "pause-agent-maintenance",
+        "pause-pulling-agent",
+        "resume-agent-maintenance",
+        "resume-pulling-agent",
+    ]
+    assert _objects_of(second, "cronjobs") == [
+        "pause-pulling-agent-b",
+        "pause-pulling-agent-b-agent-maintenance",
+        "resume-pulling-agent-b",
+        "resume-pulling-agent-b-agent-maintenance",
+    ]
+    for kind in ("deployments", "serviceaccounts", "roles", "rolebindings", "services"):
+        assert set(_objects_of(first, kind)).isdisjoint(_objects_of(second, kind)), kind
+    assert _pods_of(first) and _pods_of(second)
+
+    # Each release's control Job changes its own ConfigMap only.
+    second.guide(
+        "kubectl create job b-pause --from=cronjob/pause-pulling-agent-b-agent-maintenance"
+    )
+    proc = _run_job_command_as_its_account(second, service_account_access, "b-pause")
+    assert proc.returncode == 0, proc.stderr
+    assert second.configmap("pulling-agent-b-control")["state"] == "pause"
+    assert first.configmap()["state"] == "running"
+    b_control = service_account_access(first.namespace, "pulling-agent-b-control", create=False)
+    refused = b_control.kubectl(
+        "-n", first.namespace, "patch", "configmap", "agent-control", "--type", "merge",
+        "-p", '{"data":{"state":"pause"}}', check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "forbidden" in refused.stderr.lower()
+
+    # Upgrades keep each live state; removing one release leaves the other whole.
+    first.upgrade(*window)
+    second.upgrade(*window)
+    assert second.configmap("pulling-agent-b-control")["state"] == "pause"
+    assert first.configmap()["state"] == "running"
+    second.helm("uninstall", second.name, "--wait")
+    assert _objects_of(second, "configmaps") == []
+    assert _objects_of(first, "configmaps") == ["agent-control"]
+    assert len(_objects_of(first, "cronjobs")) == 4
+
+
+def test_a_name_another_release_owns_fails_before_anything_is_made(
+    make_release: Callable[..., Release],
+) -> None:
+    first = make_release()
+    first.install()
+    second = make_release("other", first.namespace)
+    with pytest.raises(ProviderError) as info:
+        second.install("--set", "control.configMapName=agent-control")
+    message = str(info.value)
+    assert (
+        'ConfigMap "agent-control"' in message and 'belongs to release "pulling-agent"' in message
+    )
+    assert "change control.configMapName" in message
+    assert _objects_of(second, "all,configmaps,serviceaccounts,roles") == []
+    assert first.configmap() == {"state": "running"}
+
+
+def test_a_release_that_owns_agent_control_keeps_it(make_release: Callable[..., Release]) -> None:
+    """A release installed when every release's ConfigMap was agent-control keeps its state.
+
+    Installed with control.configMapName=agent-control (the old default), paused, then
+    upgraded with the new default (empty): the name, and the pause, stay.
+    """
+    r = make_release("legacy")
+    r.install("--set", "control.configMapName=agent-control")
+    r.upgrade("--set", "control.configMapName=agent-control", "--set", "control.state=pause")
+    r.upgrade("--reset-values")  # the chart's defaults: configMapName and state empty
+    assert _objects_of(r, "configmaps") == ["agent-control"]
+    assert r.configmap()["state"] == "pause"
+    apps = client.AppsV1Api(r.core.api_client)
+    deployment = apps.read_namespaced_deployment("legacy-pulling-agent", r.namespace)
+    env = {e.name: e.value for e in deployment.spec.template.spec.containers[0].env}
+    assert env["PULLING_AGENT_CONFIGMAP"] == "agent-control"
+
+
+# --- with a kubelet (kind): the guide's five methods on running pods ----------------------
 
 
 @pytest.mark.requires_pods
@@ -538,10 +611,10 @@ def test_pods_method_1_control_script(running: Callable[..., Release]) -> None:
     r = running()
     out = r.guide(f"cd {REPO_ROOT} && ./control/control-agent.sh pause --reason e2e").stdout
     assert "Pausing agent" in out and "Agent successfully paused" in out
-    _expect(r, "paused")
+    expect_state(r, "paused")
     r.guide(f"cd {REPO_ROOT} && ./control/control-agent.sh status")
     r.guide(f"cd {REPO_ROOT} && NAMESPACE={r.namespace} make k8s-resume")
-    _expect(r, "running")
+    expect_state(r, "running")
 
 
 @pytest.mark.requires_pods
@@ -551,22 +624,22 @@ def test_pods_method_2_configmap(running: Callable[..., Release]) -> None:
         "kubectl create configmap agent-control --from-literal=state=pause "
         "-o yaml --dry-run=client | kubectl apply -f -"
     )
-    _expect(r, "paused")
+    expect_state(r, "paused")
     assert "Pausing agent" in r.guide(f"POD={POD}; kubectl logs $POD --tail=200").stdout
     r.guide(
         "kubectl create configmap agent-control --from-literal=state=running "
         "-o yaml --dry-run=client | kubectl apply -f -"
     )
-    _expect(r, "running")
+    expect_state(r, "running")
 
 
 @pytest.mark.requires_pods
 def test_pods_method_3_signals(running: Callable[..., Release]) -> None:
     r = running()
     r.guide(f"POD={POD}; kubectl exec $POD -- kill -USR1 1")
-    _expect(r, "paused")
+    expect_state(r, "paused")
     r.guide(f"POD={POD}; kubectl exec $POD -- kill -USR2 1")
-    _expect(r, "running")
+    expect_state(r, "running")
     logs = r.guide(f"POD={POD}; kubectl logs $POD --tail=200").stdout
     assert "Pausing agent" in logs and "Resuming agent" in logs
 
@@ -577,10 +650,10 @@ def test_pods_method_4_jobs(running: Callable[..., Release]) -> None:
     r.guide("kubectl create job pause-now --from=cronjob/pause-pulling-agent")
     r.guide("kubectl wait --for=condition=complete job/pause-now --timeout=300s")
     assert "ConfigMap updated to 'pause'" in r.guide("kubectl logs job/pause-now").stdout
-    _expect(r, "paused")
+    expect_state(r, "paused")
     r.guide("kubectl create job resume-now --from=cronjob/resume-pulling-agent")
     r.guide("kubectl wait --for=condition=complete job/resume-now --timeout=300s")
-    _expect(r, "running")
+    expect_state(r, "running")
     assert "pause-now" in r.guide("kubectl get jobs -l app=pulling-agent-control").stdout
 
 
@@ -589,8 +662,8 @@ def test_pods_method_5_cronjobs(running: Callable[..., Release]) -> None:
     r = running("--set-json", f"maintenanceWindows=[{json.dumps(WINDOW)}]")
     r.guide("kubectl create job manual-pause --from=cronjob/pause-agent-maintenance")
     r.guide("kubectl wait --for=condition=complete job/manual-pause --timeout=300s")
-    _expect(r, "paused")
+    expect_state(r, "paused")
     assert r.configmap()["reason"] == "nightly backup"
     r.guide("kubectl create job manual-resume --from=cronjob/resume-agent-maintenance")
     r.guide("kubectl wait --for=condition=complete job/manual-resume --timeout=300s")
-    _expect(r, "running")
+    expect_state(r, "running")

@@ -1,6 +1,6 @@
 """The ConfigMap watch and `pulling-agent ctl` through a real API server.
 
-The agent runs as a local process (tests.agentproc) whose kubeconfig carries
+The agent runs as a local process (testkit.agentproc) whose kubeconfig carries
 a TokenRequest token of the chart's own agent ServiceAccount, in a namespace
 where the chart is installed: RBAC is exactly the chart's Role (get, list,
 watch on `agent-control` only). `ctl` runs with the control Jobs' account.
@@ -27,11 +27,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.agentproc import AgentProcess, cli, write_kubelet_style
+from testkit.agentproc import AgentProcess, cli, write_kubelet_style
+from testkit.clusters import Cluster, ControlPlane, wait_until
 from tests.conftest import AgentFactory
 from tests.e2e.conftest import MakeNamespace, ServiceAccountAccessFactory
-from tests.e2e.providers import Cluster, ControlPlane, wait_until
-from tests.e2e.test_chart_api import Release
+from tests.e2e.release import Release
 
 GUIDE = (
     "kubectl create configmap agent-control --from-literal=state={} "
@@ -117,7 +117,7 @@ def test_guide_command_pauses_and_state_running_resumes(
     agent = start_agent(agent_factory, release.namespace, access.kubeconfig)
     release.guide(GUIDE.format("pause"))
     agent.wait_state("paused", WAIT)
-    assert agent.liveness()["command_source"] == "configmap"
+    assert agent.liveness()["channel"] == "configmap"
     assert "ConfigMap command detected: pause" in agent.messages()
     release.guide(GUIDE.format("running"))
     agent.wait_state("running", WAIT)
@@ -153,14 +153,14 @@ def test_ctl_pause_reason_and_requester_reach_status_log_and_metrics(
     assert status["state"] == "PAUSED"
     assert status["reason"] == "database maintenance"
     assert status["requested_by"] == "alice"
-    assert status["command_source"] == "configmap"
+    assert status["channel"] == "configmap"
     pausing = [e for e in agent.logs() if e.get("message") == "Pausing agent"]
     assert pausing and pausing[-1].get("reason") == "database maintenance", agent.log_tail()
     with urllib.request.urlopen(f"http://127.0.0.1:{unused_tcp_port}/metrics", timeout=30) as r:
         metrics = r.read().decode()
     assert (
-        'pulling_agent_control_info{reason="database maintenance",requested_by="alice",'
-        'source="configmap"} 1.0'
+        'pulling_agent_control_info{channel="configmap",reason="database maintenance",'
+        'requested_by="alice"} 1.0'
     ) in metrics
 
     # ctl status (as the admin: the control account may not list pods).
@@ -172,9 +172,9 @@ def test_ctl_pause_reason_and_requester_reach_status_log_and_metrics(
     code, out, err = ctl("status", "-n", ns, "-o", "json", kubeconfig=cluster.kubeconfig)
     assert code == 0, err
     shown = json.loads(out)
-    assert shown["desired"]["state"] == "pause"
-    assert shown["desired"]["reason"] == "database maintenance"
-    assert shown["desired"]["requested_by"] == "alice"
+    assert shown["declared"]["state"] == "pause"
+    assert shown["declared"]["reason"] == "database maintenance"
+    assert shown["declared"]["requested_by"] == "alice"
     # The chart's Deployment made a pod; nothing runs it on this provider.
     if not cluster.runs_pods:
         assert [p["phase"] for p in shown["pods"]] == ["Pending"]
@@ -247,15 +247,15 @@ def test_apiserver_down_for_20s_keeps_state_and_the_file_channel_works(
     code, _, err = ctl("resume", "-n", release.namespace, kubeconfig=control.kubeconfig)
     assert code == 0, err
     agent.wait_state("running", WAIT)
-    assert agent.liveness()["command_source"] == "configmap"
+    assert agent.liveness()["channel"] == "configmap"
 
 
 class Relay:
     """A TCP relay from a local port to the API server: close() cuts the agent
     off the API (while everyone else still reaches it), open() reconnects."""
 
-    def __init__(self, target_port: int) -> None:
-        self.target = ("127.0.0.1", target_port)
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = int(probe.getsockname()[1])
@@ -322,7 +322,7 @@ def test_a_change_made_while_the_agent_could_not_reach_the_api_is_applied_after(
     comes back: the re-list after reconnecting brings the change."""
     access = service_account_access(release.namespace, AGENT_ACCOUNT, create=False)
     control = service_account_access(release.namespace, CONTROL_ACCOUNT, create=False)
-    relay = Relay(controlplane.apiserver_port)
+    relay = Relay(controlplane.host, controlplane.apiserver_port)
     doc = yaml.safe_load(access.kubeconfig.read_text())
     doc["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{relay.port}"
     relayed = tmp_path / "agent-through-relay.kubeconfig"
@@ -341,7 +341,7 @@ def test_a_change_made_while_the_agent_could_not_reach_the_api_is_applied_after(
         relay.open()
         agent.wait_state("paused", WAIT)
         assert agent.liveness()["reason"] == "during the outage"
-        assert agent.liveness()["command_source"] == "configmap"
+        assert agent.liveness()["channel"] == "configmap"
     finally:
         relay.close()
 
@@ -360,6 +360,8 @@ def test_ctl_signal_selector_reports_each_pod_it_could_not_signal(
         what="the chart's agent pod",
     )
     names = sorted(p.metadata.name for p in pods)
+    if cluster.runs_pods:  # a pod still being created cannot be exec'ed into yet
+        release.guide("kubectl rollout status deployment/pulling-agent --timeout=300s")
     code, out, err = ctl(
         "pause", "-n", ns, "--signal-selector", "app=pulling-agent", "-o", "json",
         kubeconfig=cluster.kubeconfig,
@@ -400,7 +402,7 @@ def test_ctl_forbidden_names_the_verb_and_the_resource(
     control = service_account_access(release.namespace, CONTROL_ACCOUNT, create=False)
     code, out, err = ctl("status", "-n", release.namespace, kubeconfig=control.kubeconfig)
     assert code == 1
-    assert "Desired state: running" in out
+    assert "Declared state: running" in out
     assert 'cannot list resource "pods"' in err
 
 

@@ -1,9 +1,9 @@
 """control/control-agent.sh against a real cluster, run with bash and ./bin/kubectl.
 
-On the controlplane provider the chart's pods exist but never run (no
-kubelet): the script must still set the ConfigMap, say for each pod that it
-cannot exec into it, and exit with its verification-failed code (3). On kind,
-two replicas are each signalled and each verified, and `status` shows both.
+A pod that never runs (no kubelet on controlplane; elsewhere a nodeSelector that matches no
+node) cannot be exec'ed into: the script must still set the ConfigMap, say for each pod that
+it cannot exec into it, and exit with its verification-failed code (3). Where pods run, two
+replicas are each signalled and each verified, and `status` shows both.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from testkit.clusters import Cluster, wait_until
+from testkit.clusters.base import BIN_DIR, REPO_ROOT
 from tests.e2e.conftest import MakeNamespace, ServiceAccountAccessFactory
-from tests.e2e.providers import Cluster, wait_until
-from tests.e2e.providers.base import BIN_DIR, REPO_ROOT
-from tests.e2e.test_chart_api import Release
+from tests.e2e.release import Release
 
 SCRIPT = REPO_ROOT / "control" / "control-agent.sh"
 AGENT_PODS = "app.kubernetes.io/instance=pulling-agent,app.kubernetes.io/component=agent"
@@ -53,12 +53,12 @@ def release(cluster: Cluster, make_namespace: MakeNamespace, tmp_path: Path) -> 
     r.close()
 
 
-def test_pause_on_the_controlplane_sets_the_configmap_and_reports_no_exec(
-    release: Release, cluster: Cluster
+def test_pause_sets_the_configmap_and_reports_pods_it_cannot_exec_into(
+    release: Release,
 ) -> None:
-    if cluster.runs_pods:
-        pytest.skip("this provider runs pods: exec works there (see the kind test)")
-    release.install()
+    """A pod that never runs (on any provider: its nodeSelector matches no node) cannot be
+    signalled or read: the script still sets the ConfigMap, names the pod, exits 3."""
+    release.install("--set-string", "nodeSelector.pulling-agent-e2e/nowhere=true")
     pods = wait_until(lambda: agent_pods(release), timeout=WAIT, what="the chart's agent pod")
 
     proc = script(
@@ -109,6 +109,27 @@ def test_release_scoped_selector_and_no_pods(release: Release) -> None:
     assert release.configmap()["state"] == "resume"
 
 
+def test_a_second_release_is_controlled_through_its_own_configmap(
+    release: Release, cluster: Cluster, tmp_path: Path
+) -> None:
+    """`--release` finds that release's ConfigMap (the chart labels it): the other is untouched."""
+    release.install()
+    second = Release(cluster, release.namespace, tmp_path, "prod")
+    second.install("--set", "replicaCount=0")  # no pods: nothing to signal on any provider
+    try:
+        proc = script("pause", "-n", release.namespace, "--release", "prod", "--reason", "e2e")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert second.configmap("prod-pulling-agent-control")["state"] == "pause"
+        assert release.configmap() == {"state": "running"}
+        proc = script("status", "-n", release.namespace, "--release", "prod")
+        assert 'ConfigMap prod-pulling-agent-control: state=pause reason="e2e"' in proc.stdout
+        # The guide's release still gets agent-control.
+        proc = script("status", "-n", release.namespace)
+        assert "ConfigMap agent-control: state=running" in proc.stdout
+    finally:
+        second.close()
+
+
 def test_missing_configmap_is_created_like_the_guides_apply(
     cluster: Cluster, make_namespace: MakeNamespace
 ) -> None:
@@ -140,19 +161,8 @@ def test_forbidden_update_fails_with_kubectls_reason(
 
 @pytest.mark.requires_pods
 def test_pause_status_resume_with_two_replicas(release: Release) -> None:
-    # Two replicas need a shared source by the chart's rules; a URL from a Secret
-    # passes that check, and each pod keeps its own SQLite in its emptyDir: the
-    # queue does not matter here, only the control of both pods.
-    release.core.create_namespaced_secret(
-        release.namespace,
-        client.V1Secret(
-            metadata=client.V1ObjectMeta(name="queue"),
-            string_data={"url": "sqlite:////data/agent.db"},
-        ),
-    )
-    release.install(
-        "--set", "replicaCount=2", "--set", "source.existingSecret=queue",
-        "--set", "agent.seed=100000", "--set", "agent.logFormat=text",
+    release.install_replicas(
+        2, "--set", "agent.seed=100000", "--set", "agent.logFormat=text",
         "--wait", "--timeout", "300s",
     )  # fmt: skip
     pods = agent_pods(release)

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from kubernetes import client, watch
 
+from testkit.clusters import Cluster, ControlPlane, wait_until
+from testkit.clusters.base import REPO_ROOT
 from tests.e2e.access import ServiceAccountAccess
-from tests.e2e.providers import Cluster, ControlPlane, wait_until
-from tests.e2e.providers.base import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -100,8 +100,8 @@ def _create_deployment(apps: client.AppsV1Api, ns: str, app: str, *, replicas: i
 
 def test_versions_are_the_pinned_ones(cluster: Cluster, api_client: client.ApiClient) -> None:
     """The binaries report the versions pinned in tools/versions.env (ldflags worked)."""
-    if cluster.provider != "controlplane":
-        pytest.skip("only the controlplane provider runs the pinned kube-apiserver")
+    if not isinstance(cluster, ControlPlane):
+        pytest.skip(f"the {cluster.provider} provider does not run the pinned kube-apiserver")
     server = client.VersionApi(api_client).get_code()
     assert server.git_version == _pinned("KUBERNETES_VERSION")
     out = json.loads(cluster.kubectl("version", "--output=json").stdout)

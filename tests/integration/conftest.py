@@ -1,6 +1,6 @@
 """Fixtures of the integration tier.
 
-PostgreSQL (see `tests/postgres_server.py`): a real server started from the
+PostgreSQL (see `testkit/postgres_server.py`): a real server started from the
 machine's binaries; tests that need it skip with a one-line reason where the
 binaries are absent.
 
@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.postgres_server import PostgresServer, Template, find_bindir, why_missing
+from testkit.postgres_server import PostgresServer, Template, find_bindir, why_missing
 
 
 @pytest.fixture(scope="session")

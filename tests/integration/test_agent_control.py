@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import urllib.request
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.agentproc import AgentProcess, cli, write_kubelet_style
+from testkit.agentproc import AgentProcess, cli, write_kubelet_style
 from tests.conftest import AgentFactory
 
 pytestmark = pytest.mark.integration
@@ -59,7 +60,7 @@ def test_sigusr1_pauses_and_sigusr2_resumes(busy_agent: AgentProcess) -> None:
     assert not agent.ready()
     live = agent.liveness()
     assert live["desired_state"] == "paused"
-    assert live["command_source"] == "signal" and live["reason"] == "SIGUSR1"
+    assert live["channel"] == "signal" and live["reason"] == "SIGUSR1"
     assert live["paused_since"]
     done = agent.liveness()["documents"]
     # Paused means no batch: the count holds over several heartbeats.
@@ -97,7 +98,7 @@ def test_kubelet_style_symlink_swap(busy_agent: AgentProcess) -> None:
     )
     agent.wait_state("paused")
     live = agent.liveness()
-    assert (live["reason"], live["requested_by"], live["command_source"]) == (
+    assert (live["reason"], live["requested_by"], live["channel"]) == (
         "db backup",
         "ops-team",
         "file",
@@ -170,7 +171,9 @@ def test_local_cli_pause_resume_status(busy_agent: AgentProcess) -> None:
     text = cli("status", "--health-dir", str(agent.health_dir)).stdout
     assert "PAUSED" in text and "db maintenance" in text
     out = cli("resume", *dirs).stdout
-    assert "✓ Agent successfully running" in out
+    assert "✓ Agent successfully resumed" in out
+    # The same word as `ctl resume` and the control script write.
+    assert (agent.control_dir / "state").read_text().strip() == "resume"
     assert (
         json.loads(cli("status", "-o", "json", "--health-dir", str(agent.health_dir)).stdout)[
             "state"
@@ -181,6 +184,33 @@ def test_local_cli_pause_resume_status(busy_agent: AgentProcess) -> None:
     # After a clean stop the agent is reported as stopped, not running.
     status = json.loads(cli("status", "-o", "json", "--health-dir", str(agent.health_dir)).stdout)
     assert status["state"] == "STOPPED"
+
+
+def test_status_shows_backlog_rate_and_time_to_drain(
+    agent_factory: AgentFactory, seeded_queue: Callable[[int], str]
+) -> None:
+    """The guide's "check if agent is behind", without grep: `pulling-agent status`."""
+    agent = agent_factory(
+        source=seeded_queue(3000),
+        args=("--processor", "slow", "--processor-option", "seconds=0.005", "--batch-size", "5"),
+    ).start("running")
+    agent.wait_for(
+        lambda: agent.liveness().get("drain_eta_seconds"), "a time to drain in the liveness file"
+    )
+    status = json.loads(cli("status", "-o", "json", "--health-dir", str(agent.health_dir)).stdout)
+    assert 0 < status["backlog_documents"] < 3000
+    assert status["documents_per_second"] > 0
+    assert status["backlog_change_per_second"] < 0
+    assert status["drain_eta_seconds"] > 0
+    text = cli("status", "--health-dir", str(agent.health_dir)).stdout
+    assert re.search(r"^Backlog: +\d+ documents$", text, re.M), text
+    assert re.search(r"^Rate: +[0-9.]+ documents/s by this agent \(last \d+ s\)$", text, re.M)
+    assert re.search(r"^Trend: +draining, -[0-9.]+ documents/s", text, re.M), text
+    assert re.search(r"^Drained in: +~\d+", text, re.M), text
+    # The first liveness lines stay what operators grep.
+    assert agent.liveness_lines()[2].startswith("batches=")
+    assert agent.liveness_lines()[3].startswith("documents=")
+    assert agent.stop() == 0
 
 
 def test_status_without_an_agent_is_unhealthy(tmp_path: Path) -> None:
@@ -210,10 +240,11 @@ def test_metrics_endpoint(
     assert 'pulling_agent_state{state="paused"} 1.0' in body
     # A signal pauses the agent, but what the control file/ConfigMap asks for
     # is still running: the mismatch the PrometheusRule alerts on.
-    assert 'pulling_agent_desired_state{state="running"} 1.0' in body
+    assert 'pulling_agent_declared_state{state="running"} 1.0' in body
     assert 'pulling_agent_documents_total{outcome="done"} 20.0' in body
     assert (
-        'pulling_agent_control_commands_total{command="pause",result="applied",source="signal"} 1.0'
+        'pulling_agent_control_commands_total{channel="signal",command="pause",'
+        'result="applied"} 1.0'
     ) in body
     assert "pulling_agent_batch_duration_seconds_bucket" in body
     assert 'pulling_agent_control_errors_total{channel="file",kind="invalid"} 1.0' in body
@@ -224,7 +255,7 @@ def test_metrics_endpoint(
         .read()
         .decode()
     )
-    assert 'pulling_agent_desired_state{state="paused"} 1.0' in body
+    assert 'pulling_agent_declared_state{state="paused"} 1.0' in body
     assert agent.stop() == 0
 
 

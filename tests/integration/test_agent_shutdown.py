@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.agentproc import AgentProcess
+from testkit.agentproc import AgentProcess
 from tests.conftest import AgentFactory
 
 pytestmark = pytest.mark.integration

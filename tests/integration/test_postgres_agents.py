@@ -18,8 +18,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.agentproc import AgentProcess, cli
-from tests.postgres_server import PostgresServer
+from testkit.agentproc import AgentProcess, cli
+from testkit.postgres_server import PostgresServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 

@@ -19,8 +19,8 @@ import pytest
 from pulling_agent.plugins import load_source
 from pulling_agent.sources.base import DocumentStatus, Failure, NextClaim, Outcome, SourceError
 from pulling_agent.sources.postgres import ONE_STATEMENT_MAX, PostgresSource
-from tests.agentproc import cli
-from tests.postgres_server import PostgresServer, Template, free_port
+from testkit.agentproc import cli
+from testkit.postgres_server import PostgresServer, Template, free_port
 
 pytestmark = [pytest.mark.postgres]
 

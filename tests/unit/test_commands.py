@@ -19,7 +19,7 @@ def test_concurrent_producers_lose_nothing_and_keep_order_per_producer() -> None
         start.wait()
         for i in range(PER_PRODUCER):
             queue.put(
-                Command(Action.PAUSE if i % 2 else Action.RESUME, source=f"p{n}", reason=str(i))
+                Command(Action.PAUSE if i % 2 else Action.RESUME, channel=f"p{n}", reason=str(i))
             )
 
     threads = [threading.Thread(target=produce, args=(n,)) for n in range(PRODUCERS)]
@@ -33,9 +33,9 @@ def test_concurrent_producers_lose_nothing_and_keep_order_per_producer() -> None
     for thread in threads:
         thread.join()
     assert queue.get(timeout=0.01) is None
-    assert Counter(c.source for c in received) == {f"p{n}": PER_PRODUCER for n in range(PRODUCERS)}
+    assert Counter(c.channel for c in received) == {f"p{n}": PER_PRODUCER for n in range(PRODUCERS)}
     for n in range(PRODUCERS):
-        reasons = [int(c.reason) for c in received if c.source == f"p{n}"]
+        reasons = [int(c.reason) for c in received if c.channel == f"p{n}"]
         assert reasons == list(range(PER_PRODUCER))
 
 

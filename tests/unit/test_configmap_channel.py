@@ -17,7 +17,7 @@ import pytest
 
 from pulling_agent.channels.configmap_watch import ConfigMapChannel, RequestTracker
 from pulling_agent.channels.control_file import ControlFileChannel
-from pulling_agent.channels.observed import ObservedDesiredState
+from pulling_agent.channels.observed import ObservedRequest
 from pulling_agent.commands import Action, CommandQueue
 from pulling_agent.kube import ControlData
 
@@ -37,13 +37,13 @@ class Errors:
 
 
 def test_a_request_becomes_one_command_with_its_metadata() -> None:
-    tracker = RequestTracker(ObservedDesiredState())
+    tracker = RequestTracker(ObservedRequest())
     command = tracker.command(
         data("pause", "db maintenance", "alice", "2026-01-02T03:04:05Z"), WHERE
     )
     assert command is not None
     assert command.action is Action.PAUSE
-    assert command.source == "configmap"
+    assert command.channel == "configmap"
     assert command.reason == "db maintenance"
     assert command.requested_by == "alice"
     assert command.requested_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -54,14 +54,14 @@ def test_a_request_becomes_one_command_with_its_metadata() -> None:
 
 def test_a_new_request_with_the_same_state_is_applied_again() -> None:
     """A second pause (new requested-at) after, say, an operator's SIGUSR2."""
-    tracker = RequestTracker(ObservedDesiredState())
+    tracker = RequestTracker(ObservedRequest())
     assert tracker.command(data("pause", at="2026-01-02T03:04:05Z"), WHERE) is not None
     again = tracker.command(data("pause", at="2026-01-02T04:00:00Z"), WHERE)
     assert again is not None and again.action is Action.PAUSE
 
 
 def test_the_guides_words_any_case() -> None:
-    tracker = RequestTracker(ObservedDesiredState())
+    tracker = RequestTracker(ObservedRequest())
     for word, action in (("pause", Action.PAUSE), (" Resume\n", Action.RESUME)):
         command = tracker.command(data(word), WHERE)
         assert command is not None and command.action is action
@@ -70,7 +70,7 @@ def test_the_guides_words_any_case() -> None:
 
 def test_invalid_state_is_a_warning_and_no_command(caplog: pytest.LogCaptureFixture) -> None:
     errors = Errors()
-    observed = ObservedDesiredState()
+    observed = ObservedRequest()
     tracker = RequestTracker(observed, errors)
     with caplog.at_level(logging.WARNING):
         assert tracker.command(data("stop-everything"), WHERE) is None
@@ -82,7 +82,7 @@ def test_invalid_state_is_a_warning_and_no_command(caplog: pytest.LogCaptureFixt
 
 
 def test_missing_or_deleted_configmap_changes_nothing(caplog: pytest.LogCaptureFixture) -> None:
-    tracker = RequestTracker(ObservedDesiredState())
+    tracker = RequestTracker(ObservedRequest())
     with caplog.at_level(logging.WARNING):
         assert tracker.command(None, WHERE) is None
         assert tracker.command(None, WHERE) is None
@@ -94,7 +94,7 @@ def test_missing_or_deleted_configmap_changes_nothing(caplog: pytest.LogCaptureF
 
 
 def test_the_files_late_copy_of_a_watched_change_is_not_applied_again(tmp_path: Path) -> None:
-    observed = ObservedDesiredState()
+    observed = ObservedRequest()
     tracker = RequestTracker(observed)
     file_channel = ControlFileChannel(tmp_path, CommandQueue(), observed)
     assert tracker.command(data("pause", at="2026-01-02T03:04:05Z"), WHERE) is not None
@@ -119,7 +119,7 @@ def test_unreachable_api_at_start_is_one_warning_and_no_command(
         namespace="",
         kubeconfig=str(kubeconfig),
         queue=queue,
-        observed=ObservedDesiredState(),
+        observed=ObservedRequest(),
         max_backoff=0.05,
         on_error=errors,
     )
@@ -145,7 +145,7 @@ def test_stop_ends_the_thread(tmp_path: Path, unused_tcp_port: int) -> None:
         namespace="ns",
         kubeconfig=str(kubeconfig),
         queue=CommandQueue(),
-        observed=ObservedDesiredState(),
+        observed=ObservedRequest(),
     )
     channel.start()
     channel.stop()

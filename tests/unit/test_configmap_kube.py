@@ -70,7 +70,7 @@ def test_a_refused_connection_names_the_host(tmp_path: Path, unused_tcp_port: in
 def test_the_namespace_comes_from_the_kubeconfig_context(tmp_path: Path) -> None:
     path = str(write_kubeconfig(tmp_path, "https://127.0.0.1:6443", namespace="team-a"))
     client = connect(path)
-    assert (client.namespace, client.host, client.source) == (
+    assert (client.namespace, client.host, client.config) == (
         "team-a",
         "https://127.0.0.1:6443",
         path,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from pulling_agent.channels.control_file import ControlFileChannel
-from pulling_agent.channels.observed import ControlRequest, ObservedDesiredState
+from pulling_agent.channels.observed import ControlRequest, ObservedRequest
 from pulling_agent.commands import Action, Command, CommandQueue
-from tests.agentproc import write_kubelet_style
+from testkit.agentproc import write_kubelet_style
 
 
 class Errors:
@@ -24,8 +25,8 @@ class Errors:
 
 def make(
     directory: Path, **kw: object
-) -> tuple[ControlFileChannel, CommandQueue, Errors, ObservedDesiredState]:
-    queue, errors, observed = CommandQueue(), Errors(), ObservedDesiredState()
+) -> tuple[ControlFileChannel, CommandQueue, Errors, ObservedRequest]:
+    queue, errors, observed = CommandQueue(), Errors(), ObservedRequest()
     channel = ControlFileChannel(directory, queue, observed, on_error=errors, **kw)  # type: ignore[arg-type]
     return channel, queue, errors, observed
 
@@ -44,7 +45,7 @@ def test_word_becomes_a_command_once(tmp_path: Path) -> None:
     channel, _, errors, _ = make(tmp_path)
     (tmp_path / "state").write_text("PAUSE\n")
     command = channel.read_command()
-    assert command is not None and command.action is Action.PAUSE and command.source == "file"
+    assert command is not None and command.action is Action.PAUSE and command.channel == "file"
     assert channel.read_command() is None  # unchanged content
     (tmp_path / "state").write_text("pause")  # new content, same word: already observed
     assert channel.read_command() is None
@@ -64,6 +65,38 @@ def test_metadata_keys_travel_with_the_command(tmp_path: Path) -> None:
     assert command is not None
     assert (command.reason, command.requested_by) == ("database backup", "ops-team")
     assert command.requested_at.isoformat() == "2026-11-28T02:00:00+00:00"
+
+
+def test_detected_log_line_carries_channel_reason_and_requester(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    channel, *_ = make(tmp_path)
+    (tmp_path / "reason").write_text("database backup\n")
+    (tmp_path / "requested-by").write_text("ops-team")
+    (tmp_path / "state").write_text("pause")
+    caplog.set_level("INFO")
+    assert channel.read_command() is not None
+    (record,) = [
+        r for r in caplog.records if r.getMessage() == "Control file command detected: pause"
+    ]
+    fields = (record.channel, record.reason, record.requested_by)  # type: ignore[attr-defined]
+    assert fields == ("file", "database backup", "ops-team")
+
+
+def test_a_file_caught_between_truncation_and_write_is_read_again(tmp_path: Path) -> None:
+    """`echo pause > state` empties the file before it writes the word."""
+    channel, _, errors, _ = make(tmp_path)
+    (tmp_path / "state").write_text("")  # the shell has opened it with O_TRUNC
+
+    class ShellWritesMeanwhile(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            (tmp_path / "state").write_text("pause\n")  # ... and writes while the channel waits
+            return False
+
+    channel._stop = ShellWritesMeanwhile()
+    command = channel.read_command()
+    assert command is not None and command.action is Action.PAUSE
+    assert errors.kinds == []
 
 
 @pytest.mark.parametrize(

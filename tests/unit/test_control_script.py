@@ -70,6 +70,7 @@ def test_help_exits_0_and_documents_the_defaults() -> None:
     for expected in (
         "default: pulling-agent",
         "default: agent-control",
+        "the one the chart\n                       made for it (found by the release label)",
         "app.kubernetes.io/instance=<release>,app.kubernetes.io/component=agent",
         "NAMESPACE",
         "3 verification failed",

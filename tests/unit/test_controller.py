@@ -1,8 +1,8 @@
 """The controller: commands in, state out, with the worker's gate driven by the test.
 
 The test plays the worker's part through the gate (`wait_for_batch`,
-`keep_going`, `batch_finished`) and sends commands through the real queue to a
-real controller running on its own thread.
+`may_start_document`, `batch_finished`) and sends commands and reports through
+the real queue to a real controller running on its own thread.
 """
 
 from __future__ import annotations
@@ -13,25 +13,25 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from pulling_agent.commands import Action, Command, CommandQueue
-from pulling_agent.controller import Controller, Listener
-from pulling_agent.snapshot import Snapshot, Stats
+from pulling_agent.commands import Action, Command, CommandQueue, CommandResult, Report, ReportKind
+from pulling_agent.controller import Controller
+from pulling_agent.snapshot import Listener, Snapshot, Stats
 from pulling_agent.state import Desired, State
 
 
 class Recorder(Listener):
     def __init__(self) -> None:
         self.snapshots: list[Snapshot] = []
-        self.results: list[tuple[Action, str, str]] = []
+        self.results: list[tuple[Action, str, CommandResult]] = []
         self.lock = threading.Lock()
 
     def publish(self, snapshot: Snapshot) -> None:
         with self.lock:
             self.snapshots.append(snapshot)
 
-    def command_handled(self, command: Command, result: str) -> None:
+    def command_handled(self, command: Command, result: CommandResult) -> None:
         with self.lock:
-            self.results.append((command.action, command.source, result))
+            self.results.append((command.action, command.channel, result))
 
 
 def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10) -> None:
@@ -44,7 +44,12 @@ def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10) ->
 
 
 class Harness:
-    def __init__(self, initial: Command | None = None, grace: float = 30.0) -> None:
+    def __init__(
+        self,
+        initial: Command | None = None,
+        grace: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.queue = CommandQueue()
         self.recorder = Recorder()
         self.aborted = threading.Event()
@@ -55,6 +60,7 @@ class Harness:
             heartbeat_interval=0.05,
             stop_grace_seconds=grace,
             on_abort=self.aborted.set,
+            clock=clock,
         )
         self.controller.start(initial)
         self.exit_code: int | None = None
@@ -64,13 +70,16 @@ class Harness:
     def _run(self) -> None:
         self.exit_code = self.controller.run()
 
-    def send(self, action: Action, source: str = "test", **kw: str) -> None:
-        self.queue.put(Command(action, source=source, **kw))
+    def send(self, action: Action, channel: str = "test", **kw: str) -> None:
+        self.queue.put(Command(action, channel=channel, **kw))
+
+    def report(self, kind: ReportKind, error: str = "") -> None:
+        self.queue.put(Report(kind, error))
 
     def wait_state(self, state: State) -> None:
         wait_until(lambda: self.controller.state is state, f"state {state}")
 
-    def result_of(self, action: Action) -> str:
+    def result_of(self, action: Action) -> CommandResult:
         wait_until(lambda: any(a is action for a, _, _ in self.recorder.results), f"{action}")
         return [r for a, _, r in self.recorder.results if a is action][-1]
 
@@ -93,7 +102,7 @@ def test_starts_running_without_a_desired_pause(harness: Harness) -> None:
 
 
 def test_starts_paused_when_desired_state_at_start_is_pause() -> None:
-    h = Harness(Command(Action.PAUSE, source="file", reason="maintenance"))
+    h = Harness(Command(Action.PAUSE, channel="file", reason="maintenance"))
     try:
         assert h.controller.state is State.PAUSED
         first = h.recorder.snapshots[0]
@@ -108,7 +117,7 @@ def test_pause_while_idle_takes_effect_at_once(harness: Harness) -> None:
     harness.wait_state(State.PAUSED)
     snap = harness.controller.snapshot()
     assert (snap.desired, snap.reason, snap.requested_by) == (Desired.PAUSED, "db backup", "ops")
-    assert harness.result_of(Action.PAUSE) == "applied"
+    assert harness.result_of(Action.PAUSE) is CommandResult.APPLIED
 
 
 def test_pause_during_a_batch_waits_for_the_batch_boundary(harness: Harness) -> None:
@@ -116,8 +125,9 @@ def test_pause_during_a_batch_waits_for_the_batch_boundary(harness: Harness) -> 
     harness.send(Action.PAUSE)
     wait_until(lambda: harness.controller.desired is Desired.PAUSED, "desired paused")
     assert harness.controller.state is State.RUNNING  # pending
-    assert harness.controller.keep_going(interruptible=False) is True
-    assert harness.controller.keep_going(interruptible=True) is False
+    assert harness.controller.may_start_document(interruptible=False) is True
+    assert harness.controller.may_start_document(interruptible=True) is False
+    assert harness.controller.may_finish_batch() is True
     harness.controller.batch_finished()
     harness.wait_state(State.PAUSED)
 
@@ -158,21 +168,21 @@ def test_repeat_of_desired_state_is_a_quiet_noop(
 ) -> None:
     harness.send(Action.PAUSE)
     harness.wait_state(State.PAUSED)
-    harness.send(Action.PAUSE, source="file")
+    harness.send(Action.PAUSE, channel="file")
     wait_until(lambda: len(harness.recorder.results) == 2, "second result")
-    assert harness.recorder.results[-1] == (Action.PAUSE, "file", "noop")
+    assert harness.recorder.results[-1] == (Action.PAUSE, "file", CommandResult.NOOP)
     assert "Cannot" not in caplog.text
     harness.send(Action.RESUME)
     harness.wait_state(State.RUNNING)
     harness.send(Action.RESUME)
     wait_until(lambda: len(harness.recorder.results) == 4, "fourth result")
-    assert harness.recorder.results[-1][2] == "noop"
+    assert harness.recorder.results[-1][2] is CommandResult.NOOP
 
 
 def test_noop_repeat_keeps_a_reason_that_arrives_with_it(harness: Harness) -> None:
-    harness.send(Action.PAUSE, source="signal", reason="SIGUSR1")
+    harness.send(Action.PAUSE, channel="signal", reason="SIGUSR1")
     harness.wait_state(State.PAUSED)
-    harness.send(Action.PAUSE, source="file", reason="backup", requested_by="alice")
+    harness.send(Action.PAUSE, channel="file", reason="backup", requested_by="alice")
     wait_until(lambda: harness.controller.snapshot().reason == "backup", "reason kept")
     assert harness.controller.snapshot().requested_by == "alice"
 
@@ -194,7 +204,7 @@ def test_stop_while_idle_lets_the_worker_leave_and_stops(harness: Harness) -> No
     harness.send(Action.STOP)
     harness.wait_state(State.STOPPING)
     assert harness.controller.wait_for_batch() is False
-    harness.send(Action.WORKER_EXITED, source="agent")
+    harness.report(ReportKind.WORKER_EXITED)
     harness.wait_state(State.STOPPED)
     harness.thread.join(timeout=10)
     assert harness.exit_code == 0
@@ -208,9 +218,9 @@ def test_commands_while_stopping_are_refused_with_both_states(
     harness.send(Action.STOP)
     harness.wait_state(State.STOPPING)
     harness.send(Action.RESUME)
-    assert harness.result_of(Action.RESUME) == "refused"
+    assert harness.result_of(Action.RESUME) is CommandResult.REFUSED
     harness.send(Action.PAUSE)
-    assert harness.result_of(Action.PAUSE) == "refused"
+    assert harness.result_of(Action.PAUSE) is CommandResult.REFUSED
     assert "Cannot resume from STOPPING state" in caplog.text
     assert "Cannot pause from STOPPING state" in caplog.text
 
@@ -221,10 +231,10 @@ def test_stop_during_batch_finishes_it_within_grace() -> None:
         assert h.controller.wait_for_batch()
         h.send(Action.STOP)
         h.wait_state(State.STOPPING)
-        assert h.controller.keep_going(interruptible=True) is True  # finish the batch
+        assert h.controller.may_start_document(interruptible=True) is True  # finish the batch
         h.controller.batch_finished()
         assert h.controller.wait_for_batch() is False
-        h.send(Action.WORKER_EXITED, source="agent")
+        h.report(ReportKind.WORKER_EXITED)
         h.wait_state(State.STOPPED)
         assert not h.aborted.is_set()
     finally:
@@ -232,37 +242,43 @@ def test_stop_during_batch_finishes_it_within_grace() -> None:
 
 
 def test_grace_deadline_releases_the_batch_in_flight() -> None:
-    h = Harness(grace=0.2)
+    now = [1000.0]
+    h = Harness(grace=10.0, clock=lambda: now[0])  # the grace period passes on this clock
     try:
         assert h.controller.wait_for_batch()
         h.send(Action.STOP)
+        h.wait_state(State.STOPPING)
+        now[0] += 9.0
+        assert h.controller.may_finish_batch() is True  # within the grace period
+        now[0] += 2.0
         wait_until(h.aborted.is_set, "abort after the grace period")
         h.wait_state(State.STOPPED)
-        assert h.controller.keep_going(interruptible=False) is False
+        assert h.controller.may_start_document(interruptible=False) is False
+        assert h.controller.may_finish_batch() is False
     finally:
         h.finish()
 
 
 def test_second_stop_stops_at_once(harness: Harness) -> None:
     assert harness.controller.wait_for_batch()
-    harness.send(Action.STOP, source="signal")
-    harness.send(Action.STOP, source="signal")
+    harness.send(Action.STOP, channel="signal")
+    harness.send(Action.STOP, channel="signal")
     wait_until(harness.aborted.is_set, "abort")
     harness.wait_state(State.STOPPED)
 
 
 def test_unexpected_worker_exit_stops_with_failure(harness: Harness) -> None:
-    harness.send(Action.WORKER_EXITED, source="agent", reason="RuntimeError: boom")
+    harness.report(ReportKind.WORKER_EXITED, "RuntimeError: boom")
     harness.wait_state(State.STOPPED)
     harness.thread.join(timeout=10)
     assert harness.exit_code == 1
 
 
 def test_source_error_turns_readiness_off_until_ok(harness: Harness) -> None:
-    harness.send(Action.SOURCE_ERROR, source="agent", reason="claim: connection refused")
+    harness.report(ReportKind.SOURCE_ERROR, "claim: connection refused")
     wait_until(lambda: harness.controller.snapshot().error != "", "error recorded")
     assert harness.controller.snapshot().ready is False
-    harness.send(Action.SOURCE_OK, source="agent")
+    harness.report(ReportKind.SOURCE_OK)
     wait_until(lambda: harness.controller.snapshot().ready, "ready again")
 
 
@@ -275,13 +291,13 @@ def test_heartbeat_keeps_publishing_while_paused(harness: Harness) -> None:
 
 
 def test_declared_state_follows_file_and_configmap_not_signals(harness: Harness) -> None:
-    harness.send(Action.PAUSE, source="signal")
+    harness.send(Action.PAUSE, channel="signal")
     harness.wait_state(State.PAUSED)
     assert harness.controller.snapshot().declared is Desired.RUNNING  # the mismatch to alert on
-    harness.send(Action.PAUSE, source="configmap")
+    harness.send(Action.PAUSE, channel="configmap")
     wait_until(lambda: harness.controller.snapshot().declared is Desired.PAUSED, "declared")
-    harness.send(Action.RESUME, source="signal")
+    harness.send(Action.RESUME, channel="signal")
     harness.wait_state(State.RUNNING)
     assert harness.controller.snapshot().declared is Desired.PAUSED
-    harness.send(Action.RESUME, source="file")
+    harness.send(Action.RESUME, channel="file")
     wait_until(lambda: harness.controller.snapshot().declared is Desired.RUNNING, "declared")

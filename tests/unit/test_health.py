@@ -31,7 +31,7 @@ def test_liveness_format_line_by_line() -> None:
             reason="db\nbackup",
             requested_by="ops",
             requested_at=NOW,
-            command_source="configmap",
+            channel="configmap",
         ),
         now=NOW,
     )
@@ -44,7 +44,7 @@ def test_liveness_format_line_by_line() -> None:
     assert "paused_since=2026-11-28T12:00:00.000+00:00" in lines
     assert "reason=db backup" in lines  # one line, whatever the operator typed
     assert "requested_by=ops" in lines
-    assert "command_source=configmap" in lines
+    assert "channel=configmap" in lines
     assert "pid=4242" in lines
     assert text.endswith("\n")
 

@@ -66,8 +66,10 @@ spec:
           imagePullSecrets:
             {{- toYaml . | nindent 12 }}
           {{- end }}
+          {{- with $root.Values.podSecurityContext }}
           securityContext:
-            {{- include "pulling-agent.podSecurityContext" $root | nindent 12 }}
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
           containers:
             - name: ctl
               image: {{ include "pulling-agent.image" $root | quote }}
@@ -77,7 +79,7 @@ spec:
                 - ctl
                 - {{ .action }}
                 - --configmap
-                - {{ $root.Values.control.configMapName | quote }}
+                - {{ include "pulling-agent.controlConfigMapName" $root | quote }}
                 - --namespace
                 - {{ $root.Release.Namespace | quote }}
                 - --reason
@@ -91,8 +93,10 @@ spec:
                 {{- end }}
               resources:
                 {{- toYaml $root.Values.control.jobs.resources | nindent 16 }}
+              {{- with $root.Values.securityContext }}
               securityContext:
-                {{- include "pulling-agent.containerSecurityContext" $root | nindent 16 }}
+                {{- toYaml . | nindent 16 }}
+              {{- end }}
               volumeMounts:
                 - name: tmp
                   mountPath: /tmp

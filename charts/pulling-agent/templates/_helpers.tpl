@@ -66,9 +66,9 @@ app.kubernetes.io/component: agent
 {{- printf "%s-control" (include "pulling-agent.name" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* ServiceAccount of the agent pods. */}}
+{{/* ServiceAccount of the agent pods: serviceAccount.name, else <fullname>. */}}
 {{- define "pulling-agent.agentServiceAccountName" -}}
-{{- include "pulling-agent.fullname" . }}
+{{- default (include "pulling-agent.fullname" .) .Values.serviceAccount.name }}
 {{- end }}
 
 {{/*
@@ -82,9 +82,71 @@ the top context, the suffix.
 {{- printf "%s-%s" $base $suffix }}
 {{- end }}
 
-{{/* ServiceAccount of the control Jobs. */}}
+{{/* ServiceAccount of the control Jobs: control.jobs.serviceAccount.name, else <fullname>-control. */}}
 {{- define "pulling-agent.controlServiceAccountName" -}}
+{{- default (include "pulling-agent.suffixedName" (list . "control")) .Values.control.jobs.serviceAccount.name }}
+{{- end }}
+
+{{/* "true" when the chart renders control Jobs (on-demand CronJobs or maintenance windows). */}}
+{{- define "pulling-agent.hasControlJobs" -}}
+{{- if or .Values.control.jobs.enabled .Values.maintenanceWindows }}true{{ end }}
+{{- end }}
+
+{{/*
+"true" for the install the operator guide describes: the fullname is the
+chart's name (release `pulling-agent`, no overrides).  It keeps the guide's
+short names (ConfigMap `agent-control`, CronJobs `pause-<window>`); every other
+release puts its fullname in them, so that two releases in one namespace never
+share an object.
+*/}}
+{{- define "pulling-agent.guideNames" -}}
+{{- if eq (include "pulling-agent.fullname" .) .Chart.Name }}true{{ end }}
+{{- end }}
+
+{{/*
+The Helm release owning a live object, "" when there is none (or under `helm
+template`, where lookup finds nothing).  Call with a list: the top context,
+apiVersion, kind, name.
+*/}}
+{{- define "pulling-agent.liveOwner" -}}
+{{- $root := index . 0 }}
+{{- $live := lookup (index . 1) (index . 2) $root.Release.Namespace (index . 3) }}
+{{- if $live }}
+{{- dig "metadata" "annotations" "meta.helm.sh/release-name" "" $live }}
+{{- end }}
+{{- end }}
+
+{{/*
+The control ConfigMap: control.configMapName; else the guide's `agent-control`
+for the guide's install; else `agent-control` still when this release already
+owns it (it was every release's default before, and it holds the live state);
+else <fullname>-control.
+*/}}
+{{- define "pulling-agent.controlConfigMapName" -}}
+{{- if .Values.control.configMapName }}
+{{- .Values.control.configMapName }}
+{{- else if include "pulling-agent.guideNames" . }}
+{{- "agent-control" }}
+{{- else if eq (include "pulling-agent.liveOwner" (list . "v1" "ConfigMap" "agent-control")) .Release.Name }}
+{{- "agent-control" }}
+{{- else }}
 {{- include "pulling-agent.suffixedName" (list . "control") }}
+{{- end }}
+{{- end }}
+
+{{/*
+A maintenance window's CronJob: <action>-<window> for the guide's install,
+<action>-<fullname>-<window> for any other release.  Never cut: a cut name
+could be another release's; `pulling-agent.validate` refuses one over 52
+characters.  Call with a list: the top context, the action, the window name.
+*/}}
+{{- define "pulling-agent.windowCronJobName" -}}
+{{- $root := index . 0 }}
+{{- if include "pulling-agent.guideNames" $root }}
+{{- printf "%s-%s" (index . 1) (index . 2) }}
+{{- else }}
+{{- printf "%s-%s-%s" (index . 1) (include "pulling-agent.fullname" $root) (index . 2) }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -102,26 +164,6 @@ appends an 11-character suffix to its Jobs' names).  Call with a list: prefix, n
 {{- else }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
-{{- end }}
-
-{{/* Restricted Pod Security, pod level. */}}
-{{- define "pulling-agent.podSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: 10001
-runAsGroup: 10001
-fsGroup: 10001
-seccompProfile:
-  type: RuntimeDefault
-{{- end }}
-
-{{/* Restricted Pod Security, container level. */}}
-{{- define "pulling-agent.containerSecurityContext" -}}
-allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
-runAsNonRoot: true
-capabilities:
-  drop:
-    - ALL
 {{- end }}
 
 {{/*
@@ -158,15 +200,62 @@ Checks that templates cannot express in the schema (they need two values at once
 {{- if and .Values.metrics.prometheusRule.enabled (not .Values.metrics.enabled) }}
 {{- fail "metrics.prometheusRule.enabled needs metrics.enabled" }}
 {{- end }}
-{{- $fullname := include "pulling-agent.fullname" . }}
-{{- $seen := dict }}
-{{- range .Values.maintenanceWindows }}
-{{- if hasKey $seen .name }}
-{{- fail (printf "maintenanceWindows: the name %q is used twice" .name) }}
+{{- if and .Values.metrics.dashboard.enabled (not .Values.metrics.enabled) }}
+{{- fail "metrics.dashboard.enabled needs metrics.enabled" }}
 {{- end }}
-{{- $_ := set $seen .name true }}
-{{- if and $.Values.control.jobs.enabled (eq .name $fullname) }}
-{{- fail (printf "maintenanceWindows: the name %q would collide with the on-demand CronJobs pause-%s and resume-%s; choose another name" .name $fullname $fullname) }}
+{{- /* Accounts: an existing one must be named; the chart never creates one twice. */}}
+{{- $jobs := include "pulling-agent.hasControlJobs" . }}
+{{- if not (or .Values.serviceAccount.create .Values.serviceAccount.name) }}
+{{- fail "serviceAccount.create is false: set serviceAccount.name to the existing ServiceAccount the agent pods run as" }}
+{{- end }}
+{{- if and $jobs (not (or .Values.control.jobs.serviceAccount.create .Values.control.jobs.serviceAccount.name)) }}
+{{- fail "control.jobs.serviceAccount.create is false: set control.jobs.serviceAccount.name to the existing ServiceAccount the control Jobs run as" }}
+{{- end }}
+{{- $agentAccount := include "pulling-agent.agentServiceAccountName" . }}
+{{- $controlAccount := include "pulling-agent.controlServiceAccountName" . }}
+{{- if and $jobs .Values.serviceAccount.create .Values.control.jobs.serviceAccount.create (eq $agentAccount $controlAccount) }}
+{{- fail (printf "serviceAccount.name and control.jobs.serviceAccount.name are both %q: the chart would create it twice; give the control Jobs an account of their own" $agentAccount) }}
+{{- end }}
+{{- /* Names: [apiVersion, kind, name, the value that chose it] of every object named from values. */}}
+{{- $named := list (list "v1" "ConfigMap" (include "pulling-agent.controlConfigMapName" .) "control.configMapName") }}
+{{- if .Values.serviceAccount.create }}
+{{- $named = append $named (list "v1" "ServiceAccount" $agentAccount "serviceAccount.name") }}
+{{- end }}
+{{- if and $jobs .Values.control.jobs.serviceAccount.create }}
+{{- $named = append $named (list "v1" "ServiceAccount" $controlAccount "control.jobs.serviceAccount.name") }}
+{{- end }}
+{{- $fullname := include "pulling-agent.fullname" . }}
+{{- $onDemand := dict }}
+{{- if .Values.control.jobs.enabled }}
+{{- range $action := list "pause" "resume" }}
+{{- $name := include "pulling-agent.cronJobName" (list $action $fullname) }}
+{{- $_ := set $onDemand $name true }}
+{{- $named = append $named (list "batch/v1" "CronJob" $name "the release name (or fullnameOverride)") }}
+{{- end }}
+{{- end }}
+{{- $seen := dict }}
+{{- range $i, $w := .Values.maintenanceWindows }}
+{{- if hasKey $seen $w.name }}
+{{- fail (printf "maintenanceWindows: the name %q is used twice" $w.name) }}
+{{- end }}
+{{- $_ := set $seen $w.name true }}
+{{- range $action := list "pause" "resume" }}
+{{- $name := include "pulling-agent.windowCronJobName" (list $ $action $w.name) }}
+{{- if hasKey $onDemand $name }}
+{{- fail (printf "maintenanceWindows: the name %q would collide with the on-demand CronJobs pause-%s and resume-%s; choose another name" $w.name $fullname $fullname) }}
+{{- end }}
+{{- if gt (len $name) 52 }}
+{{- $longest := sub 52 (len (include "pulling-agent.windowCronJobName" (list $ "resume" ""))) }}
+{{- fail (printf "maintenanceWindows[%d]: the CronJob name %q is %d characters, over the 52 Kubernetes allows; shorten the window name %q to at most %d characters (or the release name)" $i $name (len $name) $w.name $longest) }}
+{{- end }}
+{{- $named = append $named (list "batch/v1" "CronJob" $name (printf "maintenanceWindows[%d].name" $i)) }}
+{{- end }}
+{{- end }}
+{{- /* Two releases in one namespace: a live object of one of these names must be this release's. */}}
+{{- range $named }}
+{{- $owner := include "pulling-agent.liveOwner" (list $ (index . 0) (index . 1) (index . 2)) }}
+{{- if and $owner (ne $owner $.Release.Name) }}
+{{- fail (printf "%s %q in namespace %s belongs to release %q, and two releases cannot share it: change %s" (index . 1) (index . 2) $.Release.Namespace $owner (index . 3)) }}
 {{- end }}
 {{- end }}
 {{- end }}

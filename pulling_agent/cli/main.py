@@ -1,4 +1,4 @@
-"""The `pulling-agent` command.
+"""The `pulling-agent` group, and its `run`, `seed` and `stats` commands.
 
 Every option is also an environment variable `PULLING_AGENT_<OPTION>`
 (`--batch-size` is `PULLING_AGENT_BATCH_SIZE`). Exit status: 0 success,
@@ -7,50 +7,29 @@ Every option is also an environment variable `PULLING_AGENT_<OPTION>`
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
 
 from pulling_agent import __version__
-from pulling_agent.cli_options import option
-from pulling_agent.commands import Action
-from pulling_agent.ctl import ctl
-from pulling_agent.local_control import LocalControlError, control_local_agent, local_status
+from pulling_agent.cli.ctl import ctl
+from pulling_agent.cli.local import pause, resume, status
+from pulling_agent.cli.options import (
+    control_dir_option,
+    health_dir_option,
+    option,
+    output_option,
+    source_option,
+)
 from pulling_agent.logs import setup_logging
 from pulling_agent.plugins import PluginError, load_source
-from pulling_agent.runtime import AgentConfig, redact_url, run_agent
-from pulling_agent.sources.base import DocumentStatus, SourceError
+from pulling_agent.runtime import AgentConfig, run_agent
+from pulling_agent.sources.base import DocumentStatus, SourceError, redact_url
 
-DEFAULT_SOURCE = "sqlite:///pulling-agent.db"
-
-
-source_option = option(
-    "--source",
-    default=DEFAULT_SOURCE,
-    show_default=True,
-    help="Queue URL (sqlite:/// or postgresql://).",
-)
-control_dir_option = option(
-    "--control-dir",
-    type=click.Path(path_type=Path),
-    default=Path("/tmp/control"),
-    show_default=True,
-    help="Directory holding the control file `state`.",
-)
-health_dir_option = option(
-    "--health-dir",
-    type=click.Path(path_type=Path),
-    default=Path("/tmp/health"),
-    show_default=True,
-    help="Directory of the readiness and liveness files.",
-)
-output_option = option(
-    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+#: `run`'s options default to the configuration's defaults.
+DEFAULT = AgentConfig()
 
 
 def parse_processor_options(values: tuple[str, ...]) -> dict[str, str]:
@@ -86,7 +65,7 @@ def main() -> None:
 @source_option
 @option(
     "--processor",
-    default="digest",
+    default=DEFAULT.processor,
     show_default=True,
     help="Processor name (entry point) or module:attr.",
 )
@@ -96,18 +75,20 @@ def main() -> None:
     metavar="KEY=VALUE",
     help="Option passed to the processor (repeatable).",
 )
-@option("--batch-size", type=click.IntRange(1, 10_000), default=25, show_default=True)
+@option(
+    "--batch-size", type=click.IntRange(1, 10_000), default=DEFAULT.batch_size, show_default=True
+)
 @option(
     "--lease-seconds",
     type=click.FloatRange(1, 86_400),
-    default=300.0,
+    default=DEFAULT.lease_seconds,
     show_default=True,
     help="How long a claimed document stays ours before it returns to the queue.",
 )
 @option(
     "--max-attempts",
     type=click.IntRange(1, 100),
-    default=3,
+    default=DEFAULT.max_attempts,
     show_default=True,
     help="Failed attempts before a document is parked as failed.",
 )
@@ -116,51 +97,51 @@ def main() -> None:
 @option(
     "--poll-interval",
     type=click.FloatRange(0.05, 3600),
-    default=2.0,
+    default=DEFAULT.poll_interval,
     show_default=True,
     help="Seconds between control file reads (inotify wakes it sooner).",
 )
 @option(
     "--heartbeat-interval",
     type=click.FloatRange(0.1, 3600),
-    default=5.0,
+    default=DEFAULT.heartbeat_interval,
     show_default=True,
     help="Seconds between liveness file rewrites.",
 )
 @option(
     "--stop-grace-seconds",
     type=click.FloatRange(0, 86_400),
-    default=25.0,
+    default=DEFAULT.stop_grace_seconds,
     show_default=True,
     help="On SIGTERM, time to finish the batch before releasing it.",
 )
 @option(
     "--metrics-port",
     type=click.IntRange(0, 65_535),
-    default=9102,
+    default=DEFAULT.metrics_port,
     show_default=True,
     help="Prometheus metrics port; 0 turns metrics off.",
 )
-@option("--metrics-address", default="0.0.0.0", show_default=True)  # noqa: S104
+@option("--metrics-address", default=DEFAULT.metrics_address, show_default=True)
 @option("--configmap", default="", help="Watch this ConfigMap through the Kubernetes API.")
 @option("--namespace", default="", help="The ConfigMap's namespace (default: the pod's).")
 @option("--kubeconfig", default="", help="Kubeconfig for the watch (default: in-cluster).")
 @option(
     "--ready-while-paused/--not-ready-while-paused",
-    default=False,
+    default=DEFAULT.ready_while_paused,
     show_default=True,
     help="Keep the readiness file while paused.",
 )
 @option(
     "--inotify/--no-inotify",
-    default=True,
+    default=DEFAULT.use_inotify,
     show_default=True,
     help="Wake on control directory changes (else poll only).",
 )
 @option(
     "--seed",
     type=click.IntRange(0, 10_000_000),
-    default=0,
+    default=DEFAULT.seed,
     help="Add this many demo documents at start if the queue is empty.",
 )
 @option(
@@ -231,105 +212,5 @@ def stats(source: str, output: str) -> None:
             click.echo(f"{key:<12} {value}")
 
 
-def _local_control(
-    action: Action, control_dir: Path, health_dir: Path, reason: str, by: str, timeout: float
-) -> None:
-    verb = "Pausing" if action is Action.PAUSE else "Resuming"
-    click.echo(f"{verb} agent...")
-    try:
-        result = control_local_agent(
-            action,
-            control_dir=control_dir,
-            health_dir=health_dir,
-            reason=reason,
-            by=by,
-            timeout=timeout,
-        )
-    except LocalControlError as exc:
-        raise click.ClickException(str(exc)) from None
-    if result.file_written:
-        click.echo(f"Control file {control_dir / 'state'} updated")
-    else:
-        click.echo(
-            f"Warning: {result.file_error}; the request will not survive a restart", err=True
-        )
-    if result.signalled_pid is None:
-        click.echo(
-            f"No running agent found in {health_dir}; it will read the control file when it starts"
-        )
-        return
-    name = "SIGUSR1" if action is Action.PAUSE else "SIGUSR2"
-    click.echo(f"{name} signal sent to pid {result.signalled_pid}")
-    click.echo(f"✓ Agent successfully {result.state}")
-
-
-def local_control_command(action: Action) -> click.Command:
-    @option("--reason", default="", help="Why; shown in status, logs and metrics.")
-    @option("--by", default=getpass.getuser, show_default="current user", help="Who asks.")
-    @option(
-        "--timeout",
-        type=click.FloatRange(0, 3600),
-        default=30.0,
-        show_default=True,
-        help="Seconds to wait for the agent to reach the state.",
-    )
-    @control_dir_option
-    @health_dir_option
-    def command(reason: str, by: str, timeout: float, control_dir: Path, health_dir: Path) -> None:
-        _local_control(action, control_dir, health_dir, reason, by, timeout)
-
-    word = "pause" if action is Action.PAUSE else "resume"
-    command.__doc__ = f"{word.capitalize()} the agent running on this host."
-    return click.command(word)(command)
-
-
-main.add_command(local_control_command(Action.PAUSE))
-main.add_command(local_control_command(Action.RESUME))
-
-
-@main.command()
-@health_dir_option
-@output_option
-@option(
-    "--stale-after",
-    type=click.FloatRange(0),
-    default=60.0,
-    show_default=True,
-    help="A liveness file older than this means UNHEALTHY.",
-)
-def status(health_dir: Path, output: str, stale_after: float) -> None:
-    """The local agent's state and counters, from its health files."""
-    data = local_status(health_dir, stale_after)
-    if output == "json":
-        click.echo(json.dumps(data))
-    else:
-        click.echo(f"State:        {data['state']}")
-        if data.get("problem"):
-            click.echo(f"Problem:      {data['problem']}")
-        for label, key in (
-            ("Desired", "desired_state"),
-            ("Declared", "declared_state"),
-            ("Ready", "ready"),
-            ("Paused since", "paused_since"),
-            ("Reason", "reason"),
-            ("Requested by", "requested_by"),
-            ("Requested at", "requested_at"),
-            ("Via", "command_source"),
-            ("Source error", "error"),
-            ("Updated", "updated"),
-            ("PID", "pid"),
-        ):
-            value = data.get(key)
-            if isinstance(value, bool):
-                value = "yes" if value else "no"
-            if value not in (None, ""):
-                click.echo(f"{label + ':':<14}{value}")
-        if "batches" in data:
-            click.echo(
-                f"batches={data['batches']} documents={data['documents']} errors={data['errors']}"
-            )
-    if data["state"] == "UNHEALTHY":
-        sys.exit(1)
-
-
-main.add_command(ctl)
+for command in (pause, resume, status, ctl):
+    main.add_command(command)

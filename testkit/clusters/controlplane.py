@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import ctypes
+import ipaddress
 import json
 import os
 import signal
@@ -85,14 +86,25 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
 
 
 class Component:
-    """One control-plane process: its command line, its log and its life."""
+    """One cluster process: its command line, its log and its life.
 
-    def __init__(self, name: str, argv: Sequence[str], log_path: Path) -> None:
+    `detach=True` (for a cluster that outlives its starter, `make cluster-up`): no
+    parent-death signal, so the process lives on after the Python process that started it.
+    """
+
+    def __init__(
+        self, name: str, argv: Sequence[str], log_path: Path, *, detach: bool = False
+    ) -> None:
         self.name = name
         self.argv = list(argv)
         self.log_path = log_path
+        self.detach = detach
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
 
     def start(self) -> None:
         if self.running:
@@ -107,7 +119,7 @@ class Component:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a ^C to pytest reaches us, not the children directly
-            preexec_fn=_die_with_parent,
+            preexec_fn=None if self.detach else _die_with_parent,
         )
 
     @property
@@ -159,13 +171,20 @@ class ControlPlane(Cluster):
     runs_pods = False
     agent_image = None
 
+    #: the address kube-apiserver listens on and advertises
+    host = "127.0.0.1"
+    #: ClusterIPs; on controlplane allocations only, nothing is routed
+    service_range = SERVICE_CLUSTER_IP_RANGE
+    #: processes outlive the Python process that started them (see Component)
+    detach = False
+
     def __init__(self, workdir: Path, bin_dir: Path = BIN_DIR) -> None:
         super().__init__(workdir / "admin.kubeconfig")
         self.workdir = workdir
         self.bin_dir = bin_dir
         self.log_dir = workdir / "logs"
         self.etcd_port, self.etcd_peer_port, self.apiserver_port = free_ports(3)
-        self.apiserver_url = f"https://127.0.0.1:{self.apiserver_port}"
+        self.apiserver_url = f"https://{self.host}:{self.apiserver_port}"
         self.etcd: Component | None = None
         self.apiserver: Component | None = None
         self.controller_manager: Component | None = None
@@ -197,6 +216,13 @@ class ControlPlane(Cluster):
             if component is not None:
                 component.stop()
 
+    def component(self, name: str, argv: Sequence[str]) -> Component:
+        """A Component logging to <log_dir>/<name>.log, detached if this cluster is."""
+        return Component(name, argv, self.log_dir / f"{name}.log", detach=self.detach)
+
+    def started(self, component: Component) -> None:
+        """Called after each component (re)starts; subclasses record its pid."""
+
     # -- outages ---------------------------------------------------------------------------
     def stop_apiserver(self, *, graceful: bool = False) -> None:
         """Stop kube-apiserver; etcd and the controller manager keep running.
@@ -212,6 +238,7 @@ class ControlPlane(Cluster):
         if self.apiserver is None:
             raise ProviderError("start_apiserver() before start()")
         self.apiserver.start()
+        self.started(self.apiserver)
         self._wait_for_apiserver()
 
     def restart_apiserver(self, *, down_for: float = 0.0, graceful: bool = False) -> None:
@@ -237,7 +264,9 @@ class ControlPlane(Cluster):
                 "kubernetes.default.svc",
                 "kubernetes.default.svc.cluster.local",
             ),
-            server_ips=("127.0.0.1", "10.0.0.1"),
+            server_ips=tuple(
+                dict.fromkeys(("127.0.0.1", self.host, _first_ip(self.service_range)))
+            ),
         )
         self.admin = ca.issue(
             "admin", common_name="e2e-admin", organizations=("system:masters",), client=True
@@ -269,7 +298,7 @@ class ControlPlane(Cluster):
     def _start_etcd(self) -> None:
         client_url = f"http://127.0.0.1:{self.etcd_port}"
         peer_url = f"http://127.0.0.1:{self.etcd_peer_port}"
-        self.etcd = Component(
+        self.etcd = self.component(
             "etcd",
             [
                 str(self.bin_dir / "etcd"),
@@ -283,45 +312,48 @@ class ControlPlane(Cluster):
                 "--unsafe-no-fsync=true",
                 "--log-level=warn",
             ],
-            self.log_dir / "etcd.log",
         )
         etcd = self.etcd
         etcd.start()
+        self.started(etcd)
 
         def healthy() -> bool:
             etcd.check_alive()
             with urllib.request.urlopen(f"{client_url}/health", timeout=5) as resp:
                 return bool(json.loads(resp.read()).get("health") == "true")
 
-        _wait_or_explain(healthy, etcd, "etcd /health")
+        wait_or_explain(healthy, etcd, "etcd /health")
 
     def _start_apiserver_component(self) -> None:
         assert self.ca is not None
-        self.apiserver = Component(
+        flags = self.apiserver_flags()
+        self.apiserver = self.component(
             "kube-apiserver",
-            [
-                str(self.bin_dir / "kube-apiserver"),
-                f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                f"--secure-port={self.apiserver_port}",
-                f"--tls-cert-file={self.serving.cert}",
-                f"--tls-private-key-file={self.serving.key}",
-                f"--client-ca-file={self.ca.ca.cert}",
-                "--authorization-mode=RBAC",
-                "--allow-privileged=true",  # so PodSecurity, not this flag, refuses them
-                f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
-                f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
-                f"--service-account-key-file={self.sa_key}",
-                f"--service-account-signing-key-file={self.sa_key}",
-                "--endpoint-reconciler-type=none",  # no real endpoint on loopback
-                "--profiling=false",
-                "--v=1",
-            ],
-            self.log_dir / "kube-apiserver.log",
+            [str(self.bin_dir / "kube-apiserver"), *(f"--{k}={v}" for k, v in flags.items())],
         )
-        self.apiserver.start()
-        self._wait_for_apiserver()
+        self.start_apiserver()
+
+    def apiserver_flags(self) -> dict[str, str]:
+        """kube-apiserver's flags (subclasses add to them)."""
+        assert self.ca is not None
+        return {
+            "etcd-servers": f"http://127.0.0.1:{self.etcd_port}",
+            "bind-address": self.host,
+            "advertise-address": self.host,
+            "secure-port": str(self.apiserver_port),
+            "tls-cert-file": str(self.serving.cert),
+            "tls-private-key-file": str(self.serving.key),
+            "client-ca-file": str(self.ca.ca.cert),
+            "authorization-mode": "RBAC",
+            "allow-privileged": "true",  # so PodSecurity, not this flag, refuses them
+            "service-cluster-ip-range": self.service_range,
+            "service-account-issuer": SERVICE_ACCOUNT_ISSUER,
+            "service-account-key-file": str(self.sa_key),
+            "service-account-signing-key-file": str(self.sa_key),
+            "endpoint-reconciler-type": "none",  # no real endpoint on loopback
+            "profiling": "false",
+            "v": "1",
+        }
 
     def _wait_for_apiserver(self) -> None:
         assert self.apiserver is not None and self.ca is not None
@@ -338,11 +370,11 @@ class ControlPlane(Cluster):
             except urllib.error.HTTPError:
                 return False  # 500 while post-start hooks (RBAC bootstrap...) run
 
-        _wait_or_explain(ready, apiserver, "kube-apiserver /readyz")
+        wait_or_explain(ready, apiserver, "kube-apiserver /readyz")
 
     def _start_controller_manager(self) -> None:
         assert self.ca is not None
-        self.controller_manager = Component(
+        self.controller_manager = self.component(
             "kube-controller-manager",
             [
                 str(self.bin_dir / "kube-controller-manager"),
@@ -354,13 +386,13 @@ class ControlPlane(Cluster):
                 f"--root-ca-file={self.ca.ca.cert}",
                 f"--cluster-signing-cert-file={self.ca.ca.cert}",
                 f"--cluster-signing-key-file={self.ca.ca.key}",
-                f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+                f"--service-cluster-ip-range={self.service_range}",
                 "--leader-elect=false",
                 "--v=1",
             ],
-            self.log_dir / "kube-controller-manager.log",
         )
         self.controller_manager.start()
+        self.started(self.controller_manager)
 
     def _wait_for_controllers(self) -> None:
         """Ready when the ServiceAccount and root-CA controllers have done the default namespace."""
@@ -375,12 +407,17 @@ class ControlPlane(Cluster):
                 core.read_namespaced_config_map("kube-root-ca.crt", "default")
                 return True
 
-            _wait_or_explain(
+            wait_or_explain(
                 default_namespace_done,
                 kcm,
                 "kube-controller-manager to create ServiceAccount default/default "
                 "and ConfigMap default/kube-root-ca.crt",
             )
+
+
+def _first_ip(cidr: str) -> str:
+    """The first host address of a range: the `kubernetes` Service's ClusterIP."""
+    return str(next(ipaddress.ip_network(cidr).hosts()))
 
 
 def _cert_user(cert: Path, key: Path) -> dict[str, str]:
@@ -390,7 +427,7 @@ def _cert_user(cert: Path, key: Path) -> dict[str, str]:
     }
 
 
-def _wait_or_explain(predicate: Callable[[], bool], component: Component, what: str) -> None:
+def wait_or_explain(predicate: Callable[[], bool], component: Component, what: str) -> None:
     """wait_until with the component's log tail in the error."""
     try:
         wait_until(predicate, timeout=START_TIMEOUT, interval=0.25, what=what)

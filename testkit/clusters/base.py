@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import yaml
 from kubernetes import client, config
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN_DIR = REPO_ROOT / "bin"
 
 T = TypeVar("T")

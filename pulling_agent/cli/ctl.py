@@ -14,44 +14,28 @@ message naming the ConfigMap, the verb or the host), 2 a usage error.
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from pulling_agent.cli_options import option
+from pulling_agent import defaults
+from pulling_agent.cli.options import by_option, option, output_option, reason_option
 from pulling_agent.commands import Action
-from pulling_agent.control_words import one_line
+from pulling_agent.text import one_line
+from pulling_agent.timestamps import request_stamp
+from pulling_agent.vocabulary import (
+    REASON_KEY,
+    REQUESTED_AT_KEY,
+    REQUESTED_BY_KEY,
+    STATE_KEY,
+    VERBS,
+)
 
 if TYPE_CHECKING:
     from pulling_agent.kube import KubeClient
-
-DEFAULT_CONFIGMAP = "agent-control"
-DEFAULT_SELECTOR = "app=pulling-agent"
-#: What pause and resume write to `data.state` (the operator guide's words).
-STATE_WORD = {Action.PAUSE: "pause", Action.RESUME: "resume"}
-SIGNAL = {Action.PAUSE: "USR1", Action.RESUME: "USR2"}
-
-
-def default_requester() -> str:
-    """Who asks, when `--by` is not given: the user, or the pod's name in a pod."""
-    from pulling_agent.kube import in_cluster
-
-    if in_cluster():
-        return os.environ.get("HOSTNAME") or "in-cluster"
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return os.environ.get("HOSTNAME") or "unknown"
-
-
-def utc_stamp() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -75,7 +59,7 @@ def connect_target(params: dict[str, Any]) -> Target:
 
 
 def fail(message: str) -> click.ClickException:
-    return click.ClickException(" ".join(message.split()))
+    return click.ClickException(one_line(message))
 
 
 def common_options(command: Any) -> Any:
@@ -83,7 +67,7 @@ def common_options(command: Any) -> Any:
         (
             option(
                 "--configmap",
-                default=DEFAULT_CONFIGMAP,
+                default=defaults.CONFIGMAP,
                 show_default=True,
                 help="The control ConfigMap.",
             ),
@@ -106,13 +90,7 @@ def common_options(command: Any) -> Any:
                 show_default=True,
                 help="Seconds to wait for each API call.",
             ),
-            option(
-                "--output",
-                "-o",
-                type=click.Choice(["text", "json"]),
-                default="text",
-                show_default=True,
-            ),
+            output_option,
         )
     ):
         command = decorator(command)
@@ -137,7 +115,11 @@ def _signal_pods(target: Target, selector: str, action: Action) -> tuple[list[st
     for pod in pods:
         try:
             signal_pod(
-                target.client, target.namespace, pod.name, SIGNAL[action], timeout=target.timeout
+                target.client,
+                target.namespace,
+                pod.name,
+                VERBS[action].kill_name,
+                timeout=target.timeout,
             )
         except KubeError as exc:
             errors[pod.name] = str(exc)
@@ -150,16 +132,15 @@ def _control(action: Action, params: dict[str, Any]) -> None:
     from pulling_agent.kube import KubeError, patch_configmap
 
     text = params["output"] == "text"
-    verb = "Pausing" if action is Action.PAUSE else "Resuming"
+    verb = VERBS[action]
     if text:
-        click.echo(f"{verb} agent...")
+        click.echo(f"{verb.doing} agent...")
     target = connect_target(params)
-    word = STATE_WORD[action]
     data = {
-        "state": word,
-        "reason": one_line(params["reason"]),
-        "requested-by": params["by"],
-        "requested-at": utc_stamp(),
+        STATE_KEY: verb.word,
+        REASON_KEY: one_line(params["reason"]),
+        REQUESTED_BY_KEY: params["by"],
+        REQUESTED_AT_KEY: request_stamp(),
     }
     try:
         result = patch_configmap(
@@ -187,12 +168,12 @@ def _control(action: Action, params: dict[str, Any]) -> None:
             )
         )
         return
-    click.echo(f"ConfigMap updated to '{word}' ({target.namespace}/{target.name})")
-    click.echo(f"Requested by {data['requested-by']} at {data['requested-at']}")
-    if data["reason"]:
-        click.echo(f"Reason: {data['reason']}")
+    click.echo(f"ConfigMap updated to '{verb.word}' ({target.namespace}/{target.name})")
+    click.echo(f"Requested by {data[REQUESTED_BY_KEY]} at {data[REQUESTED_AT_KEY]}")
+    if data[REASON_KEY]:
+        click.echo(f"Reason: {data[REASON_KEY]}")
     for pod in sent:
-        click.echo(f"SIG{SIGNAL[action]} signal sent to pod {pod}")
+        click.echo(f"{verb.signal.name} signal sent to pod {pod}")
     for pod, error in errors.items():
         where = "pods" if pod == "*" else f"pod {pod}"
         click.echo(f"Could not signal {where} ({error}); relying on the ConfigMap", err=True)
@@ -205,16 +186,11 @@ def _control(action: Action, params: dict[str, Any]) -> None:
 
 
 def control_command(action: Action) -> click.Command:
-    word = "pause" if action is Action.PAUSE else "resume"
+    verb = VERBS[action]
 
     @common_options
-    @option("--reason", default="", help="Why; shown in the agents' logs, status and metrics.")
-    @option(
-        "--by",
-        default=default_requester,
-        show_default="the user, or $HOSTNAME in a pod",
-        help="Who asks (requested-by).",
-    )
+    @reason_option
+    @by_option
     @option(
         "--signal-selector",
         default="",
@@ -225,9 +201,10 @@ def control_command(action: Action) -> click.Command:
         _control(action, params)
 
     command.__doc__ = (
-        f"{word.capitalize()} the agents: set state={STATE_WORD[action]} in the control ConfigMap."
+        f"{verb.word.capitalize()} the agents: set {STATE_KEY}={verb.word} "
+        "in the control ConfigMap."
     )
-    return ctl.command(word)(command)
+    return ctl.command(verb.word)(command)
 
 
 control_command(Action.PAUSE)
@@ -239,22 +216,22 @@ control_command(Action.RESUME)
 @option(
     "--selector",
     "-l",
-    default=DEFAULT_SELECTOR,
+    default=defaults.POD_SELECTOR,
     show_default=True,
     help="Label selector of the agent pods.",
 )
 def status(**params: Any) -> None:
-    """The desired state in the ConfigMap, and each agent pod's phase and readiness."""
+    """The state the ConfigMap declares, and each agent pod's phase and readiness."""
     from pulling_agent.kube import KubeError, list_pods, read_configmap
 
     target = connect_target(params)
     problems: list[str] = []
-    desired: dict[str, Any] = {}
+    declared: dict[str, Any] = {}
     try:
         control = read_configmap(
             target.client, target.name, target.namespace, timeout=target.timeout
         )
-        desired = control.as_dict()
+        declared = control.as_dict()
     except KubeError as exc:
         if exc.kind == "unreachable":
             raise fail(str(exc)) from None
@@ -274,7 +251,7 @@ def status(**params: Any) -> None:
                 {
                     "configmap": target.name,
                     "namespace": target.namespace,
-                    "desired": desired or None,
+                    "declared": declared or None,
                     "selector": params["selector"],
                     "pods": pods,
                     "problems": problems,
@@ -282,26 +259,26 @@ def status(**params: Any) -> None:
             )
         )
     else:
-        _print_status(target, desired, params["selector"], pods)
+        _print_status(target, declared, params["selector"], pods)
     for problem in problems:
-        click.echo(f"Error: {' '.join(problem.split())}", err=True)
+        click.echo(f"Error: {one_line(problem)}", err=True)
     if problems:
         sys.exit(1)
 
 
 def _print_status(
-    target: Target, desired: dict[str, Any], selector: str, pods: list[dict[str, Any]]
+    target: Target, declared: dict[str, Any], selector: str, pods: list[dict[str, Any]]
 ) -> None:
-    click.echo(f"ConfigMap:     {target.namespace}/{target.name}")
-    if desired:
-        click.echo(f"Desired state: {desired['state'] or '(no state key)'}")
+    click.echo(f"ConfigMap:      {target.namespace}/{target.name}")
+    if declared:
+        click.echo(f"Declared state: {declared['state'] or '(no state key)'}")
         for label, key in (
             ("Reason", "reason"),
             ("Requested by", "requested_by"),
             ("Requested at", "requested_at"),
         ):
-            if desired.get(key):
-                click.echo(f"{label + ':':<15}{desired[key]}")
+            if declared.get(key):
+                click.echo(f"{label + ':':<16}{declared[key]}")
     if not pods:
         click.echo(f"No pods match {selector} in namespace {target.namespace}")
         return

@@ -1,10 +1,15 @@
-"""Cluster providers for tests/e2e; the fixtures built on them are in tests/e2e/conftest.py.
+"""Kubernetes cluster providers for tests/e2e and the benchmarks.
 
-`choose()` picks one from PULLING_AGENT_CLUSTER=controlplane|kind|existing, or by default:
-kind when kind and a working Docker engine exist, else controlplane when `make tools` has built
-its binaries into ./bin, else none (every e2e test then skips with the returned reason).
+The e2e fixtures built on them are in tests/e2e/conftest.py.
+
+`choose()` picks one from PULLING_AGENT_CLUSTER=node|controlplane|kind|existing, or by
+default: node when this machine can run it (root, the Debian packages, ./bin from `make
+tools`), else controlplane when `make tools` has built its binaries into ./bin, else none
+(every e2e test then skips with the returned reason).  kind is used only when asked for by
+name: it needs a registry to pull its node image.
 An explicit choice that cannot work skips only for kind without Docker (a machine that cannot
-run it); a missing ./bin for controlplane or a missing KUBECONFIG for existing is an error.
+run it); node on a machine that cannot run it, a missing ./bin for controlplane or a missing
+KUBECONFIG for existing is an error.
 """
 
 from __future__ import annotations
@@ -17,18 +22,20 @@ from .base import BIN_DIR, Cluster, ProviderError, find_tool, wait_until
 from .controlplane import ControlPlane, missing_binaries
 from .existing import ExistingCluster, kubeconfig_path
 from .kind import KindCluster, docker_engine_problem
+from .node import NodeCluster, node_problem
 
 __all__ = [
     "PROVIDERS",
     "Choice",
     "Cluster",
     "ControlPlane",
+    "NodeCluster",
     "ProviderError",
     "choose",
     "wait_until",
 ]
 
-PROVIDERS = ("controlplane", "kind", "existing")
+PROVIDERS = ("node", "controlplane", "kind", "existing")
 ENV_VAR = "PULLING_AGENT_CLUSTER"
 
 
@@ -42,6 +49,8 @@ class Choice:
     error: str | None = None
 
     def create(self, workdir: Path) -> Cluster:
+        if self.provider == "node":
+            return NodeCluster(workdir)
         if self.provider == "controlplane":
             return ControlPlane(workdir)
         if self.provider == "kind":
@@ -66,6 +75,11 @@ def choose() -> Choice:
         if problem:
             return Choice(None, "", skip=f"{ENV_VAR}=kind but {problem}")
         return Choice("kind", f"{ENV_VAR}=kind")
+    if requested == "node":
+        problem = node_problem()
+        if problem:
+            return Choice(None, "", error=f"{ENV_VAR}=node but {problem}")
+        return Choice("node", f"{ENV_VAR}=node")
     if requested == "controlplane":
         missing = missing_binaries()
         if missing:
@@ -84,15 +98,15 @@ def choose() -> Choice:
                 error=f"{ENV_VAR}=existing but neither $KUBECONFIG nor ~/.kube/config exists",
             )
         return Choice("existing", f"{ENV_VAR}=existing")
-    kind_problem = _kind_problem()
-    if kind_problem is None:
-        return Choice("kind", "default: kind and a Docker engine are available")
+    problem = node_problem()
+    if problem is None:
+        return Choice("node", "default: this machine can run a node (kubelet + containerd)")
     missing = missing_binaries()
     if not missing:
-        return Choice("controlplane", f"default: {kind_problem}; control-plane binaries in ./bin")
+        return Choice("controlplane", f"default: no node here ({problem}); control plane in ./bin")
     return Choice(
         None,
         "",
-        skip=f"no e2e cluster: {kind_problem}, and {', '.join(missing)} missing from ./bin "
+        skip=f"no e2e cluster: {problem}, and {', '.join(missing)} missing from ./bin "
         f"(run 'make tools'), and {ENV_VAR} is unset",
     )

@@ -1,0 +1,279 @@
+"""`pulling-agent pause|resume|status` against an agent on the same host.
+
+Pause and resume write the control directory the way a ConfigMap volume
+looks (`state`, `reason`, `requested-by`, `requested-at`), so the request
+survives a restart, then signal the agent's pid (from its liveness file) so
+it takes effect at once, and wait until the liveness file shows the state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pulling_agent.atomic_write import write_atomically
+from pulling_agent.cli.options import (
+    by_option,
+    control_dir_option,
+    health_dir_option,
+    option,
+    output_option,
+    reason_option,
+)
+from pulling_agent.commands import Action
+from pulling_agent.health import (
+    COUNTER_KEYS,
+    READINESS,
+    TEXT_KEYS,
+    HealthFileError,
+    read_liveness,
+)
+from pulling_agent.lag import Lag
+from pulling_agent.state import State
+from pulling_agent.text import one_line
+from pulling_agent.timestamps import precise, request_stamp, utc_now
+from pulling_agent.vocabulary import (
+    REASON_KEY,
+    REQUESTED_AT_KEY,
+    REQUESTED_BY_KEY,
+    STATE_KEY,
+    VERBS,
+)
+
+
+class LocalControlError(Exception):
+    """The local agent could not be reached or did not reach the state."""
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class ControlResult:
+    file_written: bool
+    file_error: str
+    signalled_pid: int | None
+    state: str
+
+
+def write_control_dir(control_dir: Path, action: Action, reason: str, by: str) -> None:
+    control_dir.mkdir(parents=True, exist_ok=True)
+    # Metadata first: the state file is what the agent reacts to.
+    for key, value in (
+        (REASON_KEY, reason),
+        (REQUESTED_BY_KEY, by),
+        (REQUESTED_AT_KEY, request_stamp()),
+    ):
+        write_atomically(control_dir / key, value + "\n")
+    write_atomically(control_dir / STATE_KEY, VERBS[action].word + "\n")
+
+
+def agent_pid(health_dir: Path) -> int | None:
+    try:
+        record = read_liveness(health_dir)
+    except HealthFileError:
+        return None
+    pid = record.get_int("pid")
+    return pid if pid_alive(pid) else None
+
+
+def control_local_agent(
+    action: Action,
+    *,
+    control_dir: Path,
+    health_dir: Path,
+    reason: str,
+    by: str,
+    timeout: float,
+) -> ControlResult:
+    verb = VERBS[action]
+    file_error = ""
+    try:
+        write_control_dir(control_dir, action, reason, by)
+    except OSError as exc:
+        file_error = f"cannot write {control_dir}: {exc.strerror}"
+    pid = agent_pid(health_dir)
+    if pid is None:
+        if file_error:
+            raise LocalControlError(f"{file_error}, and no running agent found in {health_dir}")
+        return ControlResult(True, "", None, "")
+    os.kill(pid, verb.signal)
+    expected = verb.state.value
+    deadline = time.monotonic() + timeout
+    state = ""
+    # Done when the state is reached and, if we wrote a reason, it shows (the
+    # signal may land before the agent reads the files that carry the reason).
+    want_reason = one_line(reason) if not file_error else ""
+    while True:
+        with contextlib.suppress(HealthFileError):
+            record = read_liveness(health_dir)
+            state = record.state
+            if state == expected and record.fields.get("reason", "") == want_reason:
+                break
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    if state != expected:
+        raise LocalControlError(
+            f"agent (pid {pid}) is {state or 'unknown'}, not {expected}, after {timeout:g}s "
+            "(a pause waits for the current batch to finish)"
+        )
+    return ControlResult(not file_error, file_error, pid, state)
+
+
+def local_status(health_dir: Path, stale_after: float) -> dict[str, Any]:
+    """The local agent's state, health and counters, from its health files."""
+    try:
+        record = read_liveness(health_dir)
+    except HealthFileError as exc:
+        return {"state": "UNHEALTHY", "problem": str(exc), "health_dir": str(health_dir)}
+    age = (
+        (utc_now() - record.written_at).total_seconds()
+        if record.written_at and record.written_at.tzinfo
+        else None
+    )
+    pid = record.get_int("pid")
+    alive = pid_alive(pid)
+    stopped = record.state == State.STOPPED.value
+    problem = ""
+    if not stopped and not alive:
+        problem = f"agent process {pid} is not running"
+    elif age is None or age > stale_after:
+        problem = f"liveness file is stale ({age:.0f}s old)" if age else "liveness file undated"
+    state = record.state.upper()
+    if problem and not stopped:
+        state = "UNHEALTHY"
+    return {
+        "state": state,
+        "reported_state": record.state,
+        "ready": (health_dir / READINESS).exists(),
+        "updated": precise(record.written_at),
+        "age_seconds": round(age, 1) if age is not None else None,
+        "pid": pid,
+        "pid_alive": alive,
+        "problem": problem,
+        **{key: record.get_int(key) for key in COUNTER_KEYS},
+        **{key: record.fields.get(key, "") for key in TEXT_KEYS},
+        **Lag.from_fields(record.fields).as_dict(),
+    }
+
+
+# ------------------------------------------------------------------ commands
+def _control(
+    action: Action, control_dir: Path, health_dir: Path, reason: str, by: str, timeout: float
+) -> None:
+    verb = VERBS[action]
+    click.echo(f"{verb.doing} agent...")
+    try:
+        result = control_local_agent(
+            action,
+            control_dir=control_dir,
+            health_dir=health_dir,
+            reason=reason,
+            by=by,
+            timeout=timeout,
+        )
+    except LocalControlError as exc:
+        raise click.ClickException(str(exc)) from None
+    if result.file_written:
+        click.echo(f"Control file {control_dir / STATE_KEY} updated")
+    else:
+        click.echo(
+            f"Warning: {result.file_error}; the request will not survive a restart", err=True
+        )
+    if result.signalled_pid is None:
+        click.echo(
+            f"No running agent found in {health_dir}; it will read the control file when it starts"
+        )
+        return
+    click.echo(f"{verb.signal.name} signal sent to pid {result.signalled_pid}")
+    click.echo(f"✓ Agent successfully {verb.done}")
+
+
+def control_command(action: Action) -> click.Command:
+    verb = VERBS[action]
+
+    @reason_option
+    @by_option
+    @option(
+        "--timeout",
+        type=click.FloatRange(0, 3600),
+        default=30.0,
+        show_default=True,
+        help="Seconds to wait for the agent to reach the state.",
+    )
+    @control_dir_option
+    @health_dir_option
+    def command(reason: str, by: str, timeout: float, control_dir: Path, health_dir: Path) -> None:
+        _control(action, control_dir, health_dir, reason, by, timeout)
+
+    command.__doc__ = f"{verb.word.capitalize()} the agent running on this host."
+    return click.command(verb.word)(command)
+
+
+pause = control_command(Action.PAUSE)
+resume = control_command(Action.RESUME)
+
+
+@click.command()
+@health_dir_option
+@output_option
+@option(
+    "--stale-after",
+    type=click.FloatRange(0),
+    default=60.0,
+    show_default=True,
+    help="A liveness file older than this means UNHEALTHY.",
+)
+def status(health_dir: Path, output: str, stale_after: float) -> None:
+    """The local agent's state and counters, from its health files."""
+    data = local_status(health_dir, stale_after)
+    if output == "json":
+        click.echo(json.dumps(data))
+    else:
+        click.echo(f"State:        {data['state']}")
+        if data.get("problem"):
+            click.echo(f"Problem:      {data['problem']}")
+        for label, key in (
+            ("Desired", "desired_state"),
+            ("Declared", "declared_state"),
+            ("Ready", "ready"),
+            ("Paused since", "paused_since"),
+            ("Reason", "reason"),
+            ("Requested by", "requested_by"),
+            ("Requested at", "requested_at"),
+            ("Channel", "channel"),
+            ("Source error", "error"),
+            ("Updated", "updated"),
+            ("PID", "pid"),
+        ):
+            value = data.get(key)
+            if isinstance(value, bool):
+                value = "yes" if value else "no"
+            if value not in (None, ""):
+                click.echo(f"{label + ':':<14}{value}")
+        for label, text in Lag.from_dict(data).describe():
+            click.echo(f"{label + ':':<14}{text}")
+        if "batches" in data:
+            click.echo(
+                f"batches={data['batches']} documents={data['documents']} errors={data['errors']}"
+            )
+    if data["state"] == "UNHEALTHY":
+        sys.exit(1)

@@ -1,0 +1,73 @@
+"""Click options shared by the command modules: each also an environment variable."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from pulling_agent import defaults
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ENV_PREFIX = "PULLING_AGENT"
+
+
+def option(*decls: str, **kwargs: Any) -> Callable[[F], F]:
+    """A click option whose environment variable is PULLING_AGENT_<NAME>
+    (`--batch-size` is PULLING_AGENT_BATCH_SIZE)."""
+    long = next(d for d in decls if d.startswith("--"))
+    name = long[2:].split("/")[0].replace("-", "_").upper()
+    kwargs.setdefault("envvar", f"{ENV_PREFIX}_{name}")
+    kwargs.setdefault("show_envvar", True)
+    return click.option(*decls, **kwargs)
+
+
+def default_requester() -> str:
+    """Who asks, when `--by` is not given: the user, or the pod's name in a pod."""
+    from pulling_agent.kube import in_cluster
+
+    if in_cluster():
+        return os.environ.get("HOSTNAME") or "in-cluster"
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return os.environ.get("HOSTNAME") or "unknown"
+
+
+source_option = option(
+    "--source",
+    default=defaults.SOURCE_URL,
+    show_default=True,
+    help="Queue URL (sqlite:/// or postgresql://).",
+)
+control_dir_option = option(
+    "--control-dir",
+    type=click.Path(path_type=Path),
+    default=defaults.CONTROL_DIR,
+    show_default=True,
+    help="Directory holding the control file `state`.",
+)
+health_dir_option = option(
+    "--health-dir",
+    type=click.Path(path_type=Path),
+    default=defaults.HEALTH_DIR,
+    show_default=True,
+    help="Directory of the readiness and liveness files.",
+)
+output_option = option(
+    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+reason_option = option(
+    "--reason", default="", help="Why; shown in the agents' logs, status and metrics."
+)
+by_option = option(
+    "--by",
+    default=default_requester,
+    show_default="the user, or $HOSTNAME in a pod",
+    help="Who asks (requested-by).",
+)
