@@ -1,6 +1,6 @@
 """The throw-away PostgreSQL server of the drain benchmark, and what it counts.
 
-One server (`tests/postgres_server.py`, the machine's binaries) with
+One server (`testkit/postgres_server.py`, the machine's binaries) with
 `pg_stat_statements` loaded, restarted between the two passes with the
 settings of each: `fast` (fsync, synchronous_commit and full_page_writes
 off: what is left is CPU and round trips) and `durable` (PostgreSQL's own
@@ -43,7 +43,7 @@ class BenchServer:
     """The benchmark's PostgreSQL server; see the module docstring."""
 
     def __init__(self) -> None:
-        from tests.postgres_server import Template, find_bindir, why_missing
+        from testkit.postgres_server import Template, find_bindir, why_missing
 
         reason = why_missing()
         if reason is not None:
