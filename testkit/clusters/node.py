@@ -171,12 +171,12 @@ class NodeCluster(ControlPlane):
         began = time.monotonic()
         self.images = build_images()
         try:
+            check_addresses(self.layout)  # a bad setting is said first, whatever runs
             with host_lock():
                 clear_stale_cluster()
                 self.owns_host = True
                 self.layout = NodeLayout(**{**self.layout.__dict__, "netns_before": netns_names()})
                 self.record.layout = self.layout
-                check_addresses(self.layout)
                 self.record.save()
                 prepare_network(self.layout)
                 prepare_cgroups(self.layout)

@@ -197,29 +197,32 @@ def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 # -- network ----------------------------------------------------------------------------------
-def _host_routes() -> list[ipaddress.IPv4Network]:
+def host_routes(*, except_device: str = "") -> list[ipaddress.IPv4Network]:
+    """The host's IPv4 routes (not default, local or broadcast ones), but those through
+    `except_device`."""
     out = _run("ip", "-4", "-o", "route", "show", "table", "all", check=False).stdout
     nets = []
     for line in out.splitlines():
         words = line.split()
         if not words or words[0] in ("default", "broadcast", "local", "unreachable"):
             continue
+        if except_device and "dev" in words and words[words.index("dev") + 1] == except_device:
+            continue
         with contextlib.suppress(ValueError):
             nets.append(ipaddress.ip_network(words[0], strict=False))
-    return [n for n in nets if isinstance(n, ipaddress.IPv4Network)]
+    return [n for n in nets if isinstance(n, ipaddress.IPv4Network) and not n.is_loopback]
 
 
 def check_addresses(layout: NodeLayout) -> None:
-    """Refuse a pod subnet or service range that overlaps a network this host already uses."""
+    """Refuse a pod subnet or service range that overlaps a network this host already uses
+    (the pod bridge's own route, from an earlier run, is not in the way)."""
     ours = {
         "pod subnet": ipaddress.ip_network(layout.pod_subnet),
         "service range": ipaddress.ip_network(layout.service_range),
     }
-    for route in _host_routes():
-        if route.is_loopback:
-            continue
+    for route in host_routes(except_device=layout.bridge):
         for what, net in ours.items():
-            if net.overlaps(route) and not (what == "pod subnet" and _is_our_bridge(layout)):
+            if net.overlaps(route):
                 raise HostError(
                     f"the node cluster's {what} {net} overlaps the host's route {route}; "
                     "choose others with PULLING_AGENT_NODE_POD_SUBNET / "

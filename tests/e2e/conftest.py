@@ -162,7 +162,11 @@ def cluster(
         made = cluster_choice.create(tmp_path_factory.mktemp(cluster_choice.provider or "cluster"))
         made.start()
     except ProviderError as exc:
-        _fail_once(pytestconfig, f"{cluster_choice.provider} cluster did not start: {exc}")
+        failure = f"{cluster_choice.provider} cluster did not start: {exc}"
+    else:
+        failure = ""
+    if failure:  # outside the except: the reason once, not thrice through chained tracebacks
+        _fail_once(pytestconfig, failure)
     pytestconfig.stash[_STARTED] = made
     try:
         yield made

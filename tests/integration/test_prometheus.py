@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from testkit.agentproc import AgentProcess
+from testkit.clusters.controlplane import free_ports
 from testkit.prometheus_server import PrometheusServer
 from tests.conftest import AgentFactory
 from tests.dashboard_queries import dashboard_queries
@@ -82,11 +83,10 @@ def test_prometheus_sees_pauses_alerts_and_every_panel(
     prometheus_binary: None,
     agent_factory: AgentFactory,
     seeded_queue: Any,
-    unused_tcp_port: int,
     tmp_path: Path,
 ) -> None:
     queue = seeded_queue(4000)
-    ports = {"agent-a": unused_tcp_port, "agent-b": unused_tcp_port + 1}
+    ports = dict(zip(("agent-a", "agent-b"), free_ports(2), strict=True))
     agents: dict[str, AgentProcess] = {}
     for pod, port in ports.items():
         agents[pod] = agent_factory(
