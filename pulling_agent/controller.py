@@ -67,6 +67,7 @@ class Controller:
         self._abort = False
         self._stop_deadline: float | None = None
         self._paused_since: datetime | None = None
+        self._since: datetime | None = None  # when the current state was entered
         self._request: Command | None = None  # the operator request behind `_desired`
         self._error = ""
         self._last_publish = 0.0
@@ -100,6 +101,7 @@ class Controller:
                 channel=request.channel if request else "",
                 error=self._error,
                 declared=self._declared,
+                since=self._since,
             )
 
     # ------------------------------------------------------ the worker's gate
@@ -279,7 +281,8 @@ class Controller:
     def _transition(self, target: State) -> None:
         """Caller holds _cond."""
         self._machine.transition(target)
-        self._paused_since = utc_now() if target is State.PAUSED else None
+        self._since = utc_now()
+        self._paused_since = self._since if target is State.PAUSED else None
         self._changed()
 
     # --------------------------------------------------------------- handlers

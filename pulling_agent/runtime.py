@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pulling_agent import defaults
 from pulling_agent.channels import Channel
@@ -21,10 +22,14 @@ from pulling_agent.controller import Controller
 from pulling_agent.health import HealthFiles
 from pulling_agent.metrics import Metrics
 from pulling_agent.plugins import load_processor, load_source
-from pulling_agent.snapshot import Stats
+from pulling_agent.replica_status import REPORT_INTERVAL
+from pulling_agent.snapshot import Listener, Stats
 from pulling_agent.sources.base import Source, SourceError, redact_url
 from pulling_agent.sources.deferred import DeferredSource
 from pulling_agent.worker import Worker
+
+if TYPE_CHECKING:
+    from pulling_agent.reporter import StatusReporter
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +54,14 @@ class AgentConfig:
     configmap: str = ""
     namespace: str = ""
     kubeconfig: str = ""
+    #: The status ConfigMap this replica reports to ("" for none; the chart sets
+    #: `<configmap>-status`), every `report_interval` seconds and on every change.
+    status_configmap: str = ""
+    report_interval: float = REPORT_INTERVAL
+    #: Who reports: the pod's and its node's names (the chart sets them from the
+    #: downward API; the pod name defaults to the host name, which is the pod's).
+    pod_name: str = ""
+    node_name: str = ""
     ready_while_paused: bool = False
     use_inotify: bool = True
     seed: int = 0
@@ -85,6 +98,19 @@ def build_configmap_channel(
     )
 
 
+def build_reporter(config: AgentConfig) -> StatusReporter:
+    from pulling_agent.reporter import StatusReporter
+
+    return StatusReporter(
+        configmap=config.status_configmap,
+        namespace=config.namespace,
+        kubeconfig=config.kubeconfig,
+        pod=config.pod_name or socket.gethostname(),
+        node=config.node_name,
+        interval=config.report_interval,
+    )
+
+
 def run_agent(config: AgentConfig) -> int:
     """Run until stopped; returns the exit code (0 after a clean stop)."""
     source = open_source(config.source)
@@ -100,6 +126,10 @@ def run_agent(config: AgentConfig) -> int:
     metrics = Metrics()
     health = HealthFiles(config.health_dir, ready_while_paused=config.ready_while_paused)
     worker: Worker | None = None
+    listeners: list[Listener] = [health, metrics]
+    reporter = build_reporter(config) if config.status_configmap else None
+    if reporter is not None:
+        listeners.append(reporter)
 
     def release_inflight() -> None:
         if worker is not None:
@@ -108,7 +138,7 @@ def run_agent(config: AgentConfig) -> int:
     controller = Controller(
         queue,
         stats,
-        [health, metrics],
+        listeners,
         heartbeat_interval=config.heartbeat_interval,
         stop_grace_seconds=config.stop_grace_seconds,
         on_abort=release_inflight,
@@ -165,6 +195,8 @@ def run_agent(config: AgentConfig) -> int:
         worker.owner,
     )
     controller.start(initial)
+    if reporter is not None:
+        reporter.start()
     for channel in channels:
         channel.start()
     thread = threading.Thread(target=worker.run, name="worker", daemon=True)
@@ -174,6 +206,8 @@ def run_agent(config: AgentConfig) -> int:
     finally:
         for channel in channels:
             channel.stop()
+        if reporter is not None:
+            reporter.stop()
         restore_default_handlers()
     thread.join(timeout=1.0)
     processor.close()

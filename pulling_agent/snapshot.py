@@ -51,6 +51,8 @@ class Snapshot:
     declared: Desired = Desired.RUNNING
     #: The backlog, this agent's rate and the time to drain (pulling_agent/lag.py).
     lag: Lag = field(default_factory=Lag)
+    #: When the agent entered `state` (None before it left STARTING).
+    since: datetime | None = None
 
     @property
     def ready(self) -> bool:

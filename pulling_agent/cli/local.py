@@ -3,7 +3,9 @@
 Pause and resume write the control directory the way a ConfigMap volume
 looks (`state`, `reason`, `requested-by`, `requested-at`), so the request
 survives a restart, then signal the agent's pid (from its liveness file) so
-it takes effect at once, and wait until the liveness file shows the state.
+it takes effect at once, and (unless --no-wait) wait until the liveness
+file shows the state: the same words, waiting and exit codes as `ctl pause`
+and `control/control-agent.sh pause` (see `pulling_agent.cli.exits`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import click
 
 from pulling_agent.atomic_write import write_atomically
+from pulling_agent.cli import exits
 from pulling_agent.cli.options import (
     by_option,
     control_dir_option,
@@ -27,6 +30,8 @@ from pulling_agent.cli.options import (
     option,
     output_option,
     reason_option,
+    timeout_option,
+    wait_option,
 )
 from pulling_agent.commands import Action
 from pulling_agent.health import (
@@ -50,7 +55,11 @@ from pulling_agent.vocabulary import (
 
 
 class LocalControlError(Exception):
-    """The local agent could not be reached or did not reach the state."""
+    """The local agent could not be reached (exit 1)."""
+
+
+class NotVerified(LocalControlError):
+    """The request is written and signalled, but the agent did not report the state (exit 3)."""
 
 
 def pid_alive(pid: int) -> bool:
@@ -102,6 +111,7 @@ def control_local_agent(
     reason: str,
     by: str,
     timeout: float,
+    wait: bool = True,
 ) -> ControlResult:
     verb = VERBS[action]
     file_error = ""
@@ -115,6 +125,8 @@ def control_local_agent(
             raise LocalControlError(f"{file_error}, and no running agent found in {health_dir}")
         return ControlResult(True, "", None, "")
     os.kill(pid, verb.signal)
+    if not wait:
+        return ControlResult(not file_error, file_error, pid, "")
     expected = verb.state.value
     deadline = time.monotonic() + timeout
     state = ""
@@ -131,7 +143,7 @@ def control_local_agent(
             break
         time.sleep(0.05)
     if state != expected:
-        raise LocalControlError(
+        raise NotVerified(
             f"agent (pid {pid}) is {state or 'unknown'}, not {expected}, after {timeout:g}s "
             "(a pause waits for the current batch to finish)"
         )
@@ -177,7 +189,13 @@ def local_status(health_dir: Path, stale_after: float) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ commands
 def _control(
-    action: Action, control_dir: Path, health_dir: Path, reason: str, by: str, timeout: float
+    action: Action,
+    control_dir: Path,
+    health_dir: Path,
+    reason: str,
+    by: str,
+    timeout: float,
+    wait: bool,
 ) -> None:
     verb = VERBS[action]
     click.echo(f"{verb.doing} agent...")
@@ -189,7 +207,11 @@ def _control(
             reason=reason,
             by=by,
             timeout=timeout,
+            wait=wait,
         )
+    except NotVerified as exc:
+        click.echo(f"✗ {exc}", err=True)
+        sys.exit(exits.UNVERIFIED)
     except LocalControlError as exc:
         raise click.ClickException(str(exc)) from None
     if result.file_written:
@@ -204,6 +226,9 @@ def _control(
         )
         return
     click.echo(f"{verb.signal.name} signal sent to pid {result.signalled_pid}")
+    if not wait:
+        click.echo("Not waiting (--no-wait); check with: pulling-agent status")
+        return
     click.echo(f"✓ Agent successfully {verb.done}")
 
 
@@ -212,17 +237,14 @@ def control_command(action: Action) -> click.Command:
 
     @reason_option
     @by_option
-    @option(
-        "--timeout",
-        type=click.FloatRange(0, 3600),
-        default=30.0,
-        show_default=True,
-        help="Seconds to wait for the agent to reach the state.",
-    )
+    @wait_option
+    @timeout_option
     @control_dir_option
     @health_dir_option
-    def command(reason: str, by: str, timeout: float, control_dir: Path, health_dir: Path) -> None:
-        _control(action, control_dir, health_dir, reason, by, timeout)
+    def command(
+        reason: str, by: str, wait: bool, timeout: float, control_dir: Path, health_dir: Path
+    ) -> None:
+        _control(action, control_dir, health_dir, reason, by, timeout, wait)
 
     command.__doc__ = f"{verb.word.capitalize()} the agent running on this host."
     return click.command(verb.word)(command)

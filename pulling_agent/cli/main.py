@@ -127,6 +127,21 @@ def main() -> None:
 @option("--namespace", default="", help="The ConfigMap's namespace (default: the pod's).")
 @option("--kubeconfig", default="", help="Kubeconfig for the watch (default: in-cluster).")
 @option(
+    "--status-configmap",
+    default="",
+    help="Report this replica's state to this ConfigMap, under its pod's name "
+    "(the chart: <configmap>-status); empty: no reports.",
+)
+@option(
+    "--report-interval",
+    type=click.FloatRange(1, 86_400),
+    default=DEFAULT.report_interval,
+    show_default=True,
+    help="Seconds between two status reports when nothing changes (a change is reported at once).",
+)
+@option("--pod-name", default="", help="This replica's name in its reports (default: host name).")
+@option("--node-name", default="", help="Its node's name in its reports.")
+@option(
     "--ready-while-paused/--not-ready-while-paused",
     default=DEFAULT.ready_while_paused,
     show_default=True,

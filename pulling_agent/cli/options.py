@@ -71,3 +71,47 @@ by_option = option(
     show_default="the user, or $HOSTNAME in a pod",
     help="Who asks (requested-by).",
 )
+
+
+class Duration(click.ParamType):  # type: ignore[type-arg]
+    """Seconds, as a number (`60`, `1.5`) or with a unit (`60s`, `2m`, `1h`)."""
+
+    name = "duration"
+    _UNITS: dict[str, float] = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+    def __init__(self, maximum: float = 86_400.0) -> None:
+        self.maximum = maximum
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, int | float):
+            seconds = float(value)
+        else:
+            text = str(value).strip().lower()
+            number, unit = text.rstrip("smh"), text[len(text.rstrip("smh")) :]
+            try:
+                seconds = float(number) * self._UNITS[unit]
+            except (KeyError, ValueError):
+                self.fail(f"{value!r} is not a duration (seconds, or a number with s, m or h)")
+        if not 0 <= seconds <= self.maximum or seconds != seconds:
+            self.fail(f"{value!r} is not between 0 and {self.maximum:g} seconds")
+        return seconds
+
+
+#: How long `pause`/`resume` wait for the agents (all three front ends agree).
+WAIT_TIMEOUT = 60.0
+
+wait_option = option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Wait until every agent reports the state (exit 3 naming those that did not).",
+)
+timeout_option = option(
+    "--timeout",
+    type=Duration(),
+    default=WAIT_TIMEOUT,
+    show_default="60s",
+    help="How long to wait for the agents: seconds, or 90s, 2m.",
+)

@@ -15,12 +15,14 @@ from pulling_agent.kube.configmap import (
     ConfigMapWatcher,
     ControlData,
     WatchEvent,
+    create_configmap,
     list_configmap,
     patch_configmap,
     read_configmap,
 )
 from pulling_agent.kube.errors import KubeError
 from pulling_agent.kube.pods import PodInfo, list_pods, signal_pod
+from pulling_agent.kube.status import StatusData, patch_status, read_status
 
 __all__ = [
     "ConfigMapWatcher",
@@ -28,12 +30,16 @@ __all__ = [
     "KubeClient",
     "KubeError",
     "PodInfo",
+    "StatusData",
     "WatchEvent",
     "connect",
+    "create_configmap",
     "in_cluster",
     "list_configmap",
     "list_pods",
     "patch_configmap",
+    "patch_status",
     "read_configmap",
+    "read_status",
     "signal_pod",
 ]

@@ -69,7 +69,8 @@ class ControlData:
         }
 
 
-def _json(response: Any) -> dict[str, Any]:
+def json_body(response: Any) -> dict[str, Any]:
+    """The JSON object of a raw (`_preload_content=False`) response; its connection released."""
     try:
         data = json.loads(response.data)
     finally:
@@ -92,7 +93,7 @@ def read_configmap(client: KubeClient, name: str, namespace: str, *, timeout: fl
         response = client.api.read_namespaced_config_map(
             name, namespace, _preload_content=False, _request_timeout=timeout
         )
-        return ControlData.from_object(_json(response))
+        return ControlData.from_object(json_body(response))
     except Exception as exc:
         error = client.error(exc)
         raise (_not_found(name, namespace) if error.kind == NOT_FOUND else error) from None
@@ -112,7 +113,7 @@ def list_configmap(
             _preload_content=False,
             _request_timeout=timeout,
         )
-        listing = _json(response)
+        listing = json_body(response)
     except Exception as exc:
         raise client.error(exc) from None
     items = listing.get("items") or []
@@ -133,10 +134,34 @@ def patch_configmap(
             _preload_content=False,
             _request_timeout=timeout,
         )
-        return ControlData.from_object(_json(response))
+        return ControlData.from_object(json_body(response))
     except Exception as exc:
         error = client.error(exc)
         raise (_not_found(name, namespace) if error.kind == NOT_FOUND else error) from None
+
+
+def create_configmap(
+    client: KubeClient,
+    name: str,
+    namespace: str,
+    data: dict[str, str],
+    *,
+    timeout: float,
+) -> ControlData:
+    """Create a ConfigMap with `data`, as the guide's `kubectl apply` would for a missing one.
+
+    Needs `create` on ConfigMaps, which RBAC cannot scope by name: the chart's
+    accounts do not have it (the chart creates its ConfigMaps), so there this
+    fails with the API's own "forbidden" message.
+    """
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+    try:
+        response = client.api.create_namespaced_config_map(
+            namespace, body, _preload_content=False, _request_timeout=timeout
+        )
+        return ControlData.from_object(json_body(response))
+    except Exception as exc:
+        raise client.error(exc) from None
 
 
 @dataclass(frozen=True)
