@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Chart, Rendered
+from .conftest import CHART, Chart, Rendered
 
 pytestmark = pytest.mark.chart
 
@@ -105,7 +105,22 @@ def test_on_demand_cronjobs(default_render: Rendered) -> None:
             "on-demand control Job",
             "--by",
             f"cronjob/{action}-pulling-agent",
+            "--wait",
+            "--timeout",
+            "120s",
+            "--selector",
+            "app.kubernetes.io/component=agent,"
+            "app.kubernetes.io/instance=pulling-agent,app.kubernetes.io/name=pulling-agent",
         ]
+        # Exit 3 (an agent did not report the state) fails the Job at once: no retry.
+        assert job["spec"]["podFailurePolicy"] == {
+            "rules": [
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {"containerName": "ctl", "operator": "In", "values": [3]},
+                }
+            ]
+        }
         assert "env" not in container  # the command is complete in itself
         assert container["resources"]["limits"] == {"memory": "128Mi"}
 
@@ -219,3 +234,16 @@ def test_default_deadlines_favour_the_resume(default_render: Rendered, chart: Ch
         "startingDeadlineSeconds"
         not in default_render.get("CronJob", "pause-pulling-agent")["spec"]
     )
+
+
+def test_status_configmap_holds_no_data_and_names_the_agent_pods(default_render: Rendered) -> None:
+    """The reports are runtime data: the chart renders no `data` (Helm's three-way merge
+    then never wipes nor restores them on upgrade) and annotates the pods' selector."""
+    status = default_render.get("ConfigMap", "agent-control-status")
+    assert "data" not in status
+    assert status["metadata"]["annotations"] == {
+        "pulling-agent.io/agent-selector": "app.kubernetes.io/component=agent,"
+        "app.kubernetes.io/instance=pulling-agent,app.kubernetes.io/name=pulling-agent"
+    }
+    template = (CHART / "templates" / "configmap-status.yaml").read_text()
+    assert "lookup" not in template.replace("(no `lookup`", "")

@@ -33,7 +33,12 @@ def test_agent_settings_reach_the_environment(default_render: Rendered) -> None:
         "PULLING_AGENT_CONTROL_DIR": "/tmp/control",
         "PULLING_AGENT_HEALTH_DIR": "/tmp/health",
         "PULLING_AGENT_CONFIGMAP": "agent-control",
+        "PULLING_AGENT_STATUS_CONFIGMAP": "agent-control-status",
+        "PULLING_AGENT_REPORT_INTERVAL": "60",
     }
+    # Who reports: the pod and its node, from the downward API.
+    assert env["PULLING_AGENT_POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["PULLING_AGENT_NODE_NAME"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
     # The ConfigMap watch's namespace comes from the downward API.
     assert env["PULLING_AGENT_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     container = default_render.agent_container
@@ -169,9 +174,14 @@ def test_settings(chart: Chart) -> None:
 def test_watch_off_drops_the_token_and_the_configmap_env(chart: Chart) -> None:
     on = chart.render()
     assert on.deployment["spec"]["template"]["spec"]["automountServiceAccountToken"] is True
-    off = chart.render({"control": {"watch": False}})
+    # The reports still need the token...
+    watch_off = chart.render({"control": {"watch": False}})
+    assert watch_off.deployment["spec"]["template"]["spec"]["automountServiceAccountToken"]
+    # ...without them, nothing does.
+    off = chart.render({"control": {"watch": False, "reports": False}})
     assert off.deployment["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
     assert "PULLING_AGENT_CONFIGMAP" not in off.agent_env()
+    assert "PULLING_AGENT_STATUS_CONFIGMAP" not in off.agent_env()
     # The file channel still works: the ConfigMap stays mounted.
     mounts = [m["mountPath"] for m in off.agent_container["volumeMounts"]]
     assert "/tmp/control" in mounts

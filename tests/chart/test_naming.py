@@ -46,6 +46,7 @@ def test_names(chart: Chart, release: str, values: dict[str, Any], fullname: str
     assert r.names() == sorted(
         [
             f"ConfigMap/{configmap}",
+            f"ConfigMap/{configmap}-status",
             f"CronJob/pause-{fullname}",
             f"CronJob/resume-{fullname}",
             f"Deployment/{fullname}",
@@ -94,11 +95,14 @@ def test_two_releases_in_one_namespace_share_no_name(chart: Chart, other: str) -
     assert set(first.names()).isdisjoint(second.names())
     # ...and each release's pods and Jobs use its own ConfigMap and accounts.
     for r in (first, second):
-        (configmap,) = r.of_kind("ConfigMap")
+        configmap, status = r.of_kind("ConfigMap")
         name = configmap["metadata"]["name"]
+        assert status["metadata"]["name"] == f"{name}-status"
         assert r.agent_env()["PULLING_AGENT_CONFIGMAP"] == name
+        assert r.agent_env()["PULLING_AGENT_STATUS_CONFIGMAP"] == f"{name}-status"
         for role in r.of_kind("Role"):
             assert role["rules"][0]["resourceNames"] == [name]
+            assert role["rules"][1]["resourceNames"] == [f"{name}-status"]
         for cj in r.of_kind("CronJob"):
             command = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
             assert command["command"][command["command"].index("--configmap") + 1] == name
@@ -129,7 +133,10 @@ def test_window_cronjobs_carry_the_fullname_outside_the_guide_install(chart: Cha
 def test_an_explicit_configmap_name_wins(chart: Chart) -> None:
     for release in ("pulling-agent", "prod"):
         r = chart.render({"control": {"configMapName": "queue-control"}}, release=release)
-        assert [c["metadata"]["name"] for c in r.of_kind("ConfigMap")] == ["queue-control"]
+        assert [c["metadata"]["name"] for c in r.of_kind("ConfigMap")] == [
+            "queue-control",
+            "queue-control-status",
+        ]
 
 
 def test_long_release_names_are_cut_to_the_api_limits(chart: Chart) -> None:
@@ -138,9 +145,12 @@ def test_long_release_names_are_cut_to_the_api_limits(chart: Chart) -> None:
     r = chart.render(release=release)
     for obj in r.objects:
         name = obj["metadata"]["name"]
-        limit = 52 if obj["kind"] == "CronJob" else 63
+        # The status ConfigMap is `<control ConfigMap>-status`, uncut (the CLI derives the
+        # name): ConfigMap names may be DNS subdomains of up to 253 characters.
+        limit = {"CronJob": 52, "ConfigMap": 253}.get(obj["kind"], 63)
         assert len(name) <= limit, f"{obj['kind']}/{name} is {len(name)} characters"
-        assert DNS_LABEL.match(name), f"{obj['kind']}/{name} is not a DNS label"
+        label = name.removesuffix("-status") if obj["kind"] == "ConfigMap" else name
+        assert DNS_LABEL.match(label), f"{obj['kind']}/{name} is not a DNS label"
         for value in obj["metadata"]["labels"].values():
             assert len(value) <= 63
     cronjobs = sorted(c["metadata"]["name"] for c in r.of_kind("CronJob"))

@@ -12,26 +12,38 @@ from .conftest import CHART, Chart, Rendered
 
 pytestmark = pytest.mark.chart
 
-AGENT_RULES = [
-    {
-        "apiGroups": [""],
-        "resources": ["configmaps"],
-        "resourceNames": ["agent-control"],
-        "verbs": ["get", "list", "watch"],
-    }
-]
+WATCH_RULE = {
+    "apiGroups": [""],
+    "resources": ["configmaps"],
+    "resourceNames": ["agent-control"],
+    "verbs": ["get", "list", "watch"],
+}
+#: The agent's only write: its own report, a patch of the one status ConfigMap.
+REPORT_RULE = {
+    "apiGroups": [""],
+    "resources": ["configmaps"],
+    "resourceNames": ["agent-control-status"],
+    "verbs": ["patch"],
+}
+AGENT_RULES = [WATCH_RULE, REPORT_RULE]
+CONTROL_CONFIGMAP_RULE = {
+    "apiGroups": [""],
+    "resources": ["configmaps"],
+    "resourceNames": ["agent-control"],
+    "verbs": ["get", "patch"],
+}
+LIST_PODS_RULE = {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}
 CONTROL_RULES = [
+    CONTROL_CONFIGMAP_RULE,
     {
         "apiGroups": [""],
         "resources": ["configmaps"],
-        "resourceNames": ["agent-control"],
+        "resourceNames": ["agent-control-status"],
         "verbs": ["get", "patch"],
-    }
+    },
+    LIST_PODS_RULE,
 ]
-SIGNAL_RULES = [
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
-    {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]},
-]
+SIGNAL_RULES = [{"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]}]
 
 
 def test_default_rules_exactly(default_render: Rendered) -> None:
@@ -71,11 +83,30 @@ def test_signalling_adds_pods_exec_to_the_control_role_only(chart: Chart) -> Non
         )
 
 
-def test_watch_off_has_no_agent_role(chart: Chart) -> None:
+def test_watch_off_leaves_the_report_rule(chart: Chart) -> None:
     r = chart.render({"control": {"watch": False}})
+    assert r.get("Role", "pulling-agent-agent")["rules"] == [REPORT_RULE]
+
+
+def test_watch_and_reports_off_have_no_agent_role(chart: Chart) -> None:
+    r = chart.render({"control": {"watch": False, "reports": False}})
     assert not r.has("Role", "pulling-agent-agent")
     assert not r.has("RoleBinding", "pulling-agent-agent")
     assert r.has("ServiceAccount", "pulling-agent")
+    assert not r.has("ConfigMap", "agent-control-status")
+    pod = r.deployment["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+
+
+def test_reports_off_drop_the_status_rules_and_the_pod_list(chart: Chart) -> None:
+    r = chart.render({"control": {"reports": False}})
+    assert r.get("Role", "pulling-agent-agent")["rules"] == [WATCH_RULE]
+    assert r.get("Role", "pulling-agent-control")["rules"] == [CONTROL_CONFIGMAP_RULE]
+    for cj in r.of_kind("CronJob"):
+        job = cj["spec"]["jobTemplate"]["spec"]
+        assert "podFailurePolicy" not in job
+        command = job["template"]["spec"]["containers"][0]["command"]
+        assert "--no-wait" in command and "--wait" not in command
 
 
 def test_never_broad(chart: Chart, ci_values_files: list[Path]) -> None:
@@ -102,7 +133,7 @@ def test_never_broad(chart: Chart, ci_values_files: list[Path]) -> None:
 def test_every_rule_has_a_comment() -> None:
     lines = (CHART / "templates" / "role.yaml").read_text().splitlines()
     rules = [i for i, line in enumerate(lines) if re.match(r"\s*- apiGroups:", line)]
-    assert len(rules) == 4
+    assert len(rules) == 6
     for i in rules:
         above = lines[i - 1].strip()
         assert above.startswith("#"), f"role.yaml line {i + 1}: rule without a comment"

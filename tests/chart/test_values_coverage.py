@@ -40,6 +40,9 @@ SAMPLES: dict[str, tuple[Any, str, dict[str, Any]]] = {
     "control.reason": ("db-migration", "db-migration", PAUSED),
     "control.requestedBy": ("ops-team", "ops-team", PAUSED),
     "control.watch": (False, "PULLING_AGENT_CONFIGMAP", {}),
+    "control.reports": (False, "PULLING_AGENT_STATUS_CONFIGMAP", {}),
+    "control.reportInterval": (17, '"17"', {}),
+    "control.jobs.waitTimeoutSeconds": (77, '"77s"', {}),
     "control.jobs.enabled": (False, "kind: CronJob", {}),
     "control.jobs.serviceAccount.create": (
         False,

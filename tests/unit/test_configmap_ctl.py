@@ -63,7 +63,11 @@ def test_defaults_match_a_default_install() -> None:
     for command in ("pause", "resume"):
         assert defaults(command)["configmap"] == "agent-control"
         assert defaults(command)["signal_selector"] == ""
-    assert defaults("status")["selector"] == "app=pulling-agent"
+    # The selector: the chart's annotation on the status ConfigMap, else the guide's label.
+    assert defaults("status")["selector"] == ""
+    assert defaults("pause")["status_configmap"] == ""  # <configmap>-status
+    assert defaults("pause")["wait"] is True
+    assert defaults("pause")["timeout"] == 60.0
     envvars = {p.name: p.envvar for p in ctl.commands["pause"].params if p.name}
     assert envvars["namespace"] == "PULLING_AGENT_NAMESPACE"
     assert envvars["signal_selector"] == "PULLING_AGENT_SIGNAL_SELECTOR"  # the chart's Jobs

@@ -89,9 +89,7 @@ def test_fleet_waits_for_started_replicas_only_and_names_the_others() -> None:
 
 
 def test_wait_for_state_returns_once_all_acknowledge_or_at_the_deadline() -> None:
-    readings = iter(
-        [Fleet("s", [replica("a", state=State.RUNNING)]), Fleet("s", [replica("a")])]
-    )
+    readings = iter([Fleet("s", [replica("a", state=State.RUNNING)]), Fleet("s", [replica("a")])])
     clock = [0.0]
     fleet = wait_for_state(
         lambda: next(readings), "paused", T0, timeout=5, clock=lambda: clock[0],

@@ -50,6 +50,18 @@ spec:
         pulling-agent.io/action: {{ .action }}
     spec:
       backoffLimit: {{ $root.Values.control.jobs.backoffLimit }}
+      {{- if $root.Values.control.reports }}
+      # Exit 3: the state is written but an agent did not report it in time.
+      # Retrying would not change that: fail the Job now (kube_job_failed).
+      # Other failures (the API briefly away) are retried up to backoffLimit.
+      podFailurePolicy:
+        rules:
+          - action: FailJob
+            onExitCodes:
+              containerName: ctl
+              operator: In
+              values: [3]
+      {{- end }}
       activeDeadlineSeconds: {{ $root.Values.control.jobs.activeDeadlineSeconds }}
       template:
         metadata:
@@ -86,6 +98,17 @@ spec:
                 - {{ .reason | quote }}
                 - --by
                 - {{ printf "cronjob/%s" .name | quote }}
+                {{- if $root.Values.control.reports }}
+                # Wait until every running agent reports the state; exit 3 names
+                # those that did not (see the Job's log).
+                - --wait
+                - --timeout
+                - {{ printf "%vs" $root.Values.control.jobs.waitTimeoutSeconds | quote }}
+                - --selector
+                - {{ include "pulling-agent.agentSelector" $root | quote }}
+                {{- else }}
+                - --no-wait
+                {{- end }}
                 {{- if $root.Values.control.jobs.signalPods }}
                 # Also signal the agent pods (SIGUSR1/SIGUSR2 through pods/exec).
                 - --signal-selector

@@ -135,6 +135,20 @@ else <fullname>-control.
 {{- end }}
 
 {{/*
+The status ConfigMap the agents report to (control.reports): <control ConfigMap>-status.
+*/}}
+{{- define "pulling-agent.statusConfigMapName" -}}
+{{- printf "%s-status" (include "pulling-agent.controlConfigMapName" .) }}
+{{- end }}
+
+{{/*
+"true" when the agent talks to the API: the ConfigMap watch or the reports (its token is mounted).
+*/}}
+{{- define "pulling-agent.agentUsesApi" -}}
+{{- if or .Values.control.watch .Values.control.reports }}true{{ end }}
+{{- end }}
+
+{{/*
 A maintenance window's CronJob: <action>-<window> for the guide's install,
 <action>-<fullname>-<window> for any other release.  Never cut: a cut name
 could be another release's; `pulling-agent.validate` refuses one over 52
@@ -218,6 +232,9 @@ Checks that templates cannot express in the schema (they need two values at once
 {{- end }}
 {{- /* Names: [apiVersion, kind, name, the value that chose it] of every object named from values. */}}
 {{- $named := list (list "v1" "ConfigMap" (include "pulling-agent.controlConfigMapName" .) "control.configMapName") }}
+{{- if .Values.control.reports }}
+{{- $named = append $named (list "v1" "ConfigMap" (include "pulling-agent.statusConfigMapName" .) "control.configMapName") }}
+{{- end }}
 {{- if .Values.serviceAccount.create }}
 {{- $named = append $named (list "v1" "ServiceAccount" $agentAccount "serviceAccount.name") }}
 {{- end }}
