@@ -4,19 +4,27 @@
 #   control/control-agent.sh [options] pause|resume|status|help
 #
 # pause/resume: 1. set the desired state in the control ConfigMap (it
-# survives restarts, and agents watching it react in about a second);
+# survives restarts, and agents watching it react in about a second; a
+# missing ConfigMap is created, like the guide's `kubectl apply`);
 # 2. signal EVERY pod of the release (SIGUSR1 pause, SIGUSR2 resume, through
 # `kubectl exec POD -- kill -USR1 1`), saying so for each pod where exec is
-# not possible; 3. wait until every pod's liveness file says the state.
+# not possible; 3. unless --no-wait, wait until every running pod reports the
+# state: through the agents' reports in the status ConfigMap
+# (`<configmap>-status`, read with kubectl: no exec), or, where reports are
+# off (no such ConfigMap), each pod's liveness file through exec. A pod that
+# has not started (Pending) runs no agent: it is named, not waited for (it
+# reads the ConfigMap when it starts), as `pulling-agent ctl pause` does.
 # status: per pod RUNNING, PAUSED or UNHEALTHY, its health file, the
 # ConfigMap's state and reason, and the recent pause/resume log lines.
 #
-# Exit status: 0 done; 1 the cluster or the ConfigMap could not be reached or
-# changed; 2 usage error; 3 verification failed (a pod did not report the
-# state within --timeout, or `status` found an UNHEALTHY pod).
+# Exit status (the same table as `pulling-agent pause` and `pulling-agent ctl
+# pause`, pulling_agent/cli/exits.py): 0 done; 1 the cluster or the ConfigMap
+# could not be reached, changed or created; 2 usage error; 3 verification
+# failed (a pod did not report the state within --timeout, or `status` found
+# an UNHEALTHY pod).
 set -euo pipefail
 
-readonly EXIT_FAILURE=1 EXIT_USAGE=2 EXIT_UNVERIFIED=3
+readonly POLL_INTERVAL=0.2
 PROG=$(basename "$0")
 readonly PROG
 
@@ -31,6 +39,10 @@ declare -rA DOING=([pause]=Pausing [resume]=Resuming)
 declare -rA DONE=([pause]=paused [resume]=resumed)
 readonly DEFAULT_CONFIGMAP=agent-control
 readonly LIVENESS_FILE=/tmp/health/liveness
+readonly STATUS_SUFFIX=-status
+# The exit codes and the wait of every front end (pulling_agent/cli/exits.py, options.py).
+readonly EXIT_FAILURE=1 EXIT_USAGE=2 EXIT_UNVERIFIED=3
+readonly DEFAULT_TIMEOUT=60
 # END control vocabulary
 
 usage() {
@@ -38,8 +50,8 @@ usage() {
 Usage: $PROG [options] pause|resume|status|help
 
 Commands:
-  pause     Set state=pause in the ConfigMap, send SIGUSR1 to every agent pod,
-            and wait until every pod reports 'paused'.
+  pause     Set state=pause in the ConfigMap (created if missing), send SIGUSR1
+            to every agent pod, and wait until every running pod reports 'paused'.
   resume    Set state=resume, send SIGUSR2, wait until every pod reports 'running'.
   status    Each pod's state (RUNNING, PAUSED or UNHEALTHY), its health file,
             the ConfigMap's state and reason, recent pause/resume log lines.
@@ -56,12 +68,17 @@ Options (each also read from the environment variable shown):
                        made for it (found by the release label)]
   --reason TEXT        Why (written to the ConfigMap, shown in logs and status) [REASON]
   --by WHO             Who asks                    [REQUESTED_BY; default: \$USER]
-  --timeout SECONDS    How long to wait for every pod to report the state
-                       [TIMEOUT; default: 60]
+  --timeout DURATION   How long to wait for every pod to report the state:
+                       seconds, or 90s, 2m [TIMEOUT; default: 60]
+  --no-wait            Do not wait (or verify) [WAIT=false]; --wait: the default
   --context NAME       kubectl context             [KUBE_CONTEXT]
   -h, --help           This message.
 The kubectl binary is \$KUBECTL (default: kubectl); \$KUBECONFIG is honoured.
 Colour only on a terminal, never when NO_COLOR is set.
+
+Pods are verified through their reports in the ConfigMap <configmap>-status
+(kubectl get: no exec), or through their liveness files (kubectl exec) where
+agents do not report (no such ConfigMap).
 
 Exit status: 0 done, 1 cluster or ConfigMap failure, 2 usage error,
 3 verification failed (pods named on stderr).
@@ -98,7 +115,8 @@ SELECTOR=${SELECTOR:-}
 CONFIGMAP=${CONFIGMAP:-}
 REASON=${REASON:-}
 REQUESTED_BY=${REQUESTED_BY:-${USER:-$(id -un 2>/dev/null || echo unknown)}}
-TIMEOUT=${TIMEOUT:-60}
+TIMEOUT=${TIMEOUT:-$DEFAULT_TIMEOUT}
+WAIT=${WAIT:-true}
 KUBE_CONTEXT=${KUBE_CONTEXT:-}
 REQUEST_TIMEOUT=${REQUEST_TIMEOUT:-10s}
 COMMAND=""
@@ -124,6 +142,8 @@ while [[ $# -gt 0 ]]; do
         --by=*) REQUESTED_BY=${1#*=}; shift ;;
         --timeout) need_value "$1" $#; TIMEOUT=$2; shift 2 ;;
         --timeout=*) TIMEOUT=${1#*=}; shift ;;
+        --wait) WAIT=true; shift ;;
+        --no-wait) WAIT=false; shift ;;
         --context) need_value "$1" $#; KUBE_CONTEXT=$2; shift 2 ;;
         --context=*) KUBE_CONTEXT=${1#*=}; shift ;;
         -h | --help | help) usage; exit 0 ;;
@@ -145,7 +165,17 @@ if [[ -z "$COMMAND" ]]; then
     usage >&2
     exit "$EXIT_USAGE"
 fi
-[[ "$TIMEOUT" =~ ^[0-9]+$ ]] || usage_error "--timeout must be a whole number of seconds, not '$TIMEOUT'"
+# --timeout: whole seconds, or with a unit (90s, 2m, 1h), as the CLI takes them.
+if [[ "$TIMEOUT" =~ ^([0-9]+)(s|m|h)?$ ]]; then
+    case "${BASH_REMATCH[2]}" in
+        m) TIMEOUT=$((BASH_REMATCH[1] * 60)) ;;
+        h) TIMEOUT=$((BASH_REMATCH[1] * 3600)) ;;
+        *) TIMEOUT=$((10#${BASH_REMATCH[1]})) ;;
+    esac
+else
+    usage_error "--timeout must be whole seconds (or 90s, 2m, 1h), not '$TIMEOUT'"
+fi
+[[ "$WAIT" == true || "$WAIT" == false ]] || usage_error "WAIT must be true or false, not '$WAIT'"
 [[ -n "$RELEASE" ]] || usage_error "--release must not be empty"
 # The release's agent pods only. The guide's `app=pulling-agent` also matches
 # the agents of every other release of the chart in the namespace, and this
@@ -226,9 +256,11 @@ json_string() {
 # annotates the object with last-applied-configuration, and needs create and
 # update rights; the patch changes exactly these four keys and needs only
 # `patch` (what the chart's control Role grants on this one ConfigMap).
+REQUESTED_AT=""
 update_configmap() {
     local word=$1 at out patch
     at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    REQUESTED_AT=$at
     patch=$(printf '{"data":{"state":%s,"reason":%s,"requested-by":%s,"requested-at":%s}}' \
         "$(json_string "$word")" "$(json_string "$REASON")" \
         "$(json_string "$REQUESTED_BY")" "$(json_string "$at")")
@@ -252,14 +284,28 @@ declare -A POD_PHASE=()
 # find_pods: the names of the pods matching the selector, into PODS (and
 # their phases into POD_PHASE).
 find_pods() {
-    local out pod phase
-    local template='{range .items[*]}{.metadata.name}{" "}{.status.phase}{"\n"}{end}'
+    local pod
+    list_phases
+    PODS=()
+    for pod in "${!POD_PHASE[@]}"; do
+        PODS+=("$pod")
+    done
+    if [[ ${#PODS[@]} -gt 0 ]]; then
+        mapfile -t PODS < <(printf '%s\n' "${PODS[@]}" | sort)
+    fi
+    return 0
+}
+
+# list_phases: POD_PHASE[pod] for every pod matching the selector now (a pod
+# being deleted is not listed: it is no longer one of the release's agents).
+list_phases() {
+    local out pod phase deleting
+    local template='{range .items[*]}{.metadata.name}{" "}{.status.phase}{" "}{.metadata.deletionTimestamp}{"\n"}{end}'
     out=$(kn get pods -l "$SELECTOR" -o "jsonpath=$template" 2>&1) ||
         die "cannot list pods ($SELECTOR) in namespace $NAMESPACE: $(first_line "$out")"
-    PODS=()
-    while read -r pod phase; do
-        [[ -n "$pod" ]] || continue
-        PODS+=("$pod")
+    POD_PHASE=()
+    while read -r pod phase deleting; do
+        [[ -n "$pod" && -z "$deleting" ]] || continue
         POD_PHASE[$pod]=${phase:-Unknown}
     done <<<"$out"
     return 0
@@ -275,6 +321,59 @@ pod_state() {
         printf '%s' "$(first_line "$out")"
         return 1
     fi
+}
+
+declare -A REPORT=()
+REPORTS_ON=false
+# read_reports: each agent's report (one line of JSON) from the status
+# ConfigMap into REPORT[pod]; REPORTS_ON=false when there is no such
+# ConfigMap (agents not reporting). kubectl get: no exec.
+read_reports() {
+    local out pod json
+    # shellcheck disable=SC2016 # a go-template for kubectl, not shell
+    local template='{{range $k, $v := .data}}{{$k}}{{"\t"}}{{$v}}{{"\n"}}{{end}}'
+    REPORT=()
+    if ! out=$(kn get configmap "$CONFIGMAP$STATUS_SUFFIX" -o "go-template=$template" 2>&1); then
+        if [[ "$out" == *NotFound* || "$out" == *"not found"* ]]; then
+            REPORTS_ON=false
+            return 0
+        fi
+        die "cannot read ConfigMap $CONFIGMAP$STATUS_SUFFIX in namespace $NAMESPACE: $(first_line "$out")"
+    fi
+    REPORTS_ON=true
+    while IFS=$'\t' read -r pod json; do
+        [[ -n "$pod" ]] && REPORT[$pod]=$json
+    done <<<"$out"
+    return 0
+}
+
+# report_field POD KEY: a string field of the pod's report ("" if absent).
+report_field() {
+    local json=${REPORT[$1]:-}
+    if [[ "$json" =~ \"$2\":\"([^\"]*)\" ]]; then
+        printf '%s' "${BASH_REMATCH[1]}"
+    fi
+}
+
+# reported_state POD AT: the pod's reported state when its report is for a
+# request made at AT (YYYY-MM-DDTHH:MM:SSZ) or later; fails saying what it
+# reports instead.
+reported_state() {
+    local pod=$1 at=${2%Z} state requested
+    if [[ -z "${REPORT[$pod]:-}" ]]; then
+        printf 'no report'
+        return 1
+    fi
+    state=$(report_field "$pod" state)
+    requested=$(report_field "$pod" requested_at)
+    # Both UTC: the first 19 characters compare as times.
+    if [[ -n "$requested" && ! "${requested:0:19}" < "${at:0:19}" ]]; then
+        printf '%s' "$state"
+        return 0
+    fi
+    printf 'reports %s since %s (request of %s)' "$state" \
+        "$(report_field "$pod" since)" "${requested:-none}"
+    return 1
 }
 
 control() {
@@ -302,20 +401,44 @@ control() {
     if [[ $unsignalled -gt 0 ]]; then
         warn "exec unavailable for $unsignalled of ${#PODS[@]} pods; they follow the ConfigMap through its watch"
     fi
+    if [[ "$WAIT" == false ]]; then
+        say "Not waiting (--no-wait); check with: $PROG status"
+        return 0
+    fi
 
+    # Pods that have not started run no agent: they read the ConfigMap when they start.
+    local pending=() not_started=()
+    for pod in "${PODS[@]}"; do
+        if [[ "${POD_PHASE[$pod]}" == Pending ]]; then
+            not_started+=("$pod")
+        else
+            pending+=("$pod")
+        fi
+    done
+    if [[ ${#not_started[@]} -gt 0 ]]; then
+        say "Not started (they read the ConfigMap when they start): ${not_started[*]}"
+    fi
+    if [[ ${#pending[@]} -eq 0 ]]; then
+        say "No running pods to verify: they follow the ConfigMap when they start"
+        return 0
+    fi
+    read_reports
     printf 'Waiting for agent to %s..' "$action"
     local deadline=$((SECONDS + TIMEOUT)) state
     local -A last=()
-    local pending=("${PODS[@]}") gone=()
-    while :; do
+    local gone=() counted=${#pending[@]}
+    while [[ ${#pending[@]} -gt 0 ]]; do
         local still=()
         for pod in "${pending[@]}"; do
-            if state=$(pod_state "$pod") && [[ "$state" == "$expected" ]]; then
+            if [[ "$REPORTS_ON" == true ]]; then
+                if state=$(reported_state "$pod" "$REQUESTED_AT") && [[ "$state" == "$expected" ]]; then
+                    continue
+                fi
+            elif state=$(pod_state "$pod") && [[ "$state" == "$expected" ]]; then
                 continue
             fi
             # A pod deleted meanwhile (a rollout, a scale-down) has nothing left to verify.
-            if [[ "$state" == *NotFound* || "$state" == *"not found"* ]] &&
-                ! kn get pod "$pod" -o name >/dev/null 2>&1; then
+            if [[ -z "${POD_PHASE[$pod]:-}" ]]; then
                 gone+=("$pod")
                 continue
             fi
@@ -325,10 +448,12 @@ control() {
         pending=("${still[@]}")
         [[ ${#pending[@]} -gt 0 && $SECONDS -lt $deadline ]] || break
         printf '.'
-        sleep 1
+        sleep "$POLL_INTERVAL"
+        [[ "$REPORTS_ON" == true ]] && read_reports
+        list_phases
     done
     printf '\n'
-    local verified=$((${#PODS[@]} - ${#gone[@]}))
+    local verified=$((counted - ${#gone[@]}))
     if [[ ${#gone[@]} -gt 0 ]]; then
         say "Pods deleted while waiting (not verified): ${gone[*]}"
     fi
@@ -339,7 +464,7 @@ control() {
     for pod in "${pending[@]}"; do
         printf '%s  pod %s: %s%s\n' "$RED" "$pod" "${last[$pod]:-no state}" "$RESET" >&2
     done
-    die "Agent not $expected within ${TIMEOUT}s: ${#pending[@]} of ${#PODS[@]} pods did not report it: ${pending[*]}" "$EXIT_UNVERIFIED"
+    die "Agent not $expected within ${TIMEOUT}s: ${#pending[@]} of $counted pods did not report it: ${pending[*]}" "$EXIT_UNVERIFIED"
 }
 
 status() {

@@ -276,10 +276,15 @@ def test_control_account_is_limited_to_its_configmap(
         ("create", "configmap", "new", "--from-literal=state=pause"),
         ("delete", "configmap", "agent-control"),
         ("get", "secrets"),
-        ("get", "pods"),
+        ("get", "pod", "any-pod"),  # list only (for --wait): no get, no watch, no exec
+        ("get", "pods", "--watch-only", "--request-timeout=5s"),
+        ("exec", "any-pod", "--", "true"),
+        ("delete", "configmap", "agent-control-status"),
     ):
         out = access.kubectl("-n", release.namespace, *args, check=False)
         assert out.returncode != 0 and "forbidden" in out.stderr.lower(), args
+    # Changed with the status reports (issue 13): `--wait` lists the release's pods.
+    access.kubectl("-n", release.namespace, "get", "pods")
 
 
 def _refused(call: Callable[[], Any]) -> int:

@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 
 from pulling_agent import defaults
+from pulling_agent.cli import exits
+from pulling_agent.cli.options import WAIT_TIMEOUT
 from pulling_agent.commands import Action
 from pulling_agent.health import LIVENESS
+from pulling_agent.replica_status import STATUS_SUFFIX
 from pulling_agent.vocabulary import (
     MAX_CONTROL_BYTES,
     VERBS,
@@ -35,6 +38,9 @@ for name in WORD SIGNAL EXPECTED DOING DONE; do
     for key in "${!table[@]}"; do printf '%s[%s]=%s\\n' "$name" "$key" "${table[$key]}"; done
 done
 printf 'DEFAULT_CONFIGMAP=%s\\nLIVENESS_FILE=%s\\n' "$DEFAULT_CONFIGMAP" "$LIVENESS_FILE"
+printf 'STATUS_SUFFIX=%s\\nDEFAULT_TIMEOUT=%s\\n' "$STATUS_SUFFIX" "$DEFAULT_TIMEOUT"
+printf 'EXIT_FAILURE=%s\\nEXIT_USAGE=%s\\n' "$EXIT_FAILURE" "$EXIT_USAGE"
+printf 'EXIT_UNVERIFIED=%s\\n' "$EXIT_UNVERIFIED"
 """
     out = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", block + dump],
@@ -49,6 +55,11 @@ def test_the_control_script_speaks_the_packages_vocabulary() -> None:
     expected = {
         "DEFAULT_CONFIGMAP": defaults.CONFIGMAP,
         "LIVENESS_FILE": str(defaults.HEALTH_DIR / LIVENESS),
+        "STATUS_SUFFIX": STATUS_SUFFIX,
+        "DEFAULT_TIMEOUT": f"{WAIT_TIMEOUT:g}",
+        "EXIT_FAILURE": str(exits.FAILURE),
+        "EXIT_USAGE": str(exits.USAGE),
+        "EXIT_UNVERIFIED": str(exits.UNVERIFIED),
     }
     for verb in VERBS.values():
         command = verb.word  # the script's command is the verb's word
