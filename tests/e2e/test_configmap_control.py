@@ -391,8 +391,7 @@ def test_ctl_missing_configmap_is_created_like_the_guides_apply(
     code, out, err = ctl("pause", "-n", ns, kubeconfig=control.kubeconfig)
     assert code == 1, out
     assert err.startswith(
-        f"Error: ConfigMap agent-control does not exist in namespace {ns}, and creating it "
-        "failed: "
+        f"Error: ConfigMap agent-control does not exist in namespace {ns}, and creating it failed: "
     )
     assert 'cannot create resource "configmaps"' in err and err.count("\n") == 1
     code, out, err = ctl("pause", "-n", ns, "--configmap", "absent", kubeconfig=cluster.kubeconfig)

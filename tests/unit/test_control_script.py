@@ -97,7 +97,10 @@ def test_unknown_command_prints_usage_and_exits_2() -> None:
         (["pause", "--bogus"], "unknown option: --bogus"),
         (["pause", "--reason"], "option --reason needs a value"),
         (["-n"], "option -n needs a value"),
-        (["pause", "--timeout", "soon"], "--timeout must be whole seconds (or 90s, 2m, 1h), not 'soon'"),
+        (
+            ["pause", "--timeout", "soon"],
+            "--timeout must be whole seconds (or 90s, 2m, 1h), not 'soon'",
+        ),
         (["pause", "resume"], "one command at a time (pause, resume)"),
         (["status", "--release="], "--release must not be empty"),
     ],
