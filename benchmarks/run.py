@@ -41,6 +41,8 @@ from harness import Figures, Unavailable, Workspace, load_average, one_line, say
 CONFIGMAP_SCRIPT = HERE / "configmap_latency.py"
 CONFIGMAP_TIMEOUT = 300.0
 PODS_SCRIPT = HERE / "pod_latency.py"
+FLEET_SCRIPT = HERE / "fleet_latency.py"
+FLEET_TIMEOUT = 3600.0
 PODS_TIMEOUT = 1200.0
 
 
@@ -101,6 +103,13 @@ POD_FIGURES = (
     "kubelet_configmap_refresh_s",
 )
 
+FLEET_FIGURES = tuple(
+    f"fleet_pause_ack_{kind}{n}_replicas_p{p}_ms"
+    for n in (3, 10)
+    for kind in ("", "script_")
+    for p in (50, 99)
+)
+
 
 GROUPS = (
     Group(
@@ -151,6 +160,11 @@ GROUPS = (
         ("scrape_bytes_per_agent", "series_per_agent"),
         lambda ctx: scrape_cost.bench_scrape(ctx.figures, ctx.ws),
     ),
+    Group(
+        "fleet",
+        FLEET_FIGURES,
+        lambda ctx: run_script(ctx, FLEET_SCRIPT, FLEET_FIGURES, FLEET_TIMEOUT),
+    ),
 )
 
 
@@ -177,9 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="NAME",
-        help="a group (signal, file, midbatch, throughput, postgres, configmap, pods, scrape; "
-        "drain = throughput and postgres; batchsize, not in the default run) or a figure "
-        "name; repeatable",
+        help="a group (signal, file, midbatch, throughput, postgres, configmap, pods, scrape, "
+        "fleet; drain = throughput and postgres; batchsize, not in the default run) or a "
+        "figure name; repeatable",
     )
     parser.add_argument("--list", action="store_true", help="list the groups and figures")
     parser.add_argument("--keep", action="store_true", help="keep the agents' directories")
