@@ -23,6 +23,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -248,6 +249,42 @@ def test_apiserver_down_for_20s_keeps_state_and_the_file_channel_works(
     assert code == 0, err
     agent.wait_state("running", WAIT)
     assert agent.liveness()["channel"] == "configmap"
+
+
+def test_the_status_report_uses_the_agents_account_and_survives_an_outage(
+    release: Release,
+    controlplane: ControlPlane,
+    service_account_access: ServiceAccountAccessFactory,
+    agent_factory: AgentFactory,
+) -> None:
+    """Issue 13: the agent reports its state to `agent-control-status` with the chart's agent
+    account (patch on that one ConfigMap); a pause made while the API server is down (a
+    signal) is in the report once it is back; the last report at stop says stopped."""
+    access = service_account_access(release.namespace, AGENT_ACCOUNT, create=False)
+    agent = start_agent(
+        agent_factory, release.namespace, access.kubeconfig,
+        extra=("--status-configmap", "agent-control-status", "--pod-name", "local-1",
+               "--node-name", "this-host"),
+    )  # fmt: skip
+
+    def report() -> dict[str, Any]:
+        data = release.configmap("agent-control-status")
+        return dict(json.loads(data["local-1"])) if "local-1" in data else {}
+
+    wait_until(lambda: report().get("state") == "running", timeout=WAIT, what="a report")
+    assert (report()["pod"], report()["node"]) == ("local-1", "this-host")
+    controlplane.stop_apiserver()
+    try:
+        agent.signal(signal.SIGUSR1)
+        agent.wait_state("paused", WAIT)
+        wait_message(agent, "Cannot write the status report to ConfigMap")
+    finally:
+        controlplane.start_apiserver()
+    wait_until(lambda: report().get("state") == "paused", timeout=WAIT, what="the report after")
+    assert report()["channel"] == "signal"
+    wait_message(agent, "written again")
+    assert agent.stop() == 0
+    assert report()["state"] == "stopped"
 
 
 class Relay:

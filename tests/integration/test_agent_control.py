@@ -300,3 +300,29 @@ def test_shell_redirect_writes_are_read_whole(busy_agent: AgentProcess) -> None:
         agent.wait_state(state)
     assert not any("control state is empty" in m for m in agent.messages())
     assert agent.stop() == 0
+
+
+def test_local_cli_no_wait_and_exit_3_when_the_state_is_not_reached(
+    agent_factory: AgentFactory,
+) -> None:
+    """The exit table the three front ends share (issue 13): --no-wait returns once the
+    request is written and signalled; a pause still waiting for its batch boundary when
+    --timeout ends is exit 3, naming what the agent reports instead."""
+    agent = agent_factory(
+        "long-batch",
+        args=["--seed", "50", "--processor", "slow", "--processor-option", "seconds=1",
+              "--processor-option", "interruptible=false", "--batch-size", "10"],
+    ).start("running")  # fmt: skip
+    dirs = ["--control-dir", str(agent.control_dir), "--health-dir", str(agent.health_dir)]
+    # A batch of 10 one-second documents is in flight: a pause waits up to 10 s for its end.
+    agent.wait_for(lambda: agent.stats()["in_progress"] > 0, "a batch in flight")
+    proc = cli("pause", "--timeout", "1s", *dirs, check=False)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "is running, not paused, after 1s" in proc.stderr
+    assert proc.stderr.startswith("✗ agent (pid ")
+    assert (agent.control_dir / "state").read_text().strip() == "pause"  # written all the same
+    proc = cli("resume", "--no-wait", *dirs)
+    assert "SIGUSR2 signal sent to pid" in proc.stdout
+    assert "Not waiting (--no-wait)" in proc.stdout and "successfully" not in proc.stdout
+    agent.wait_state("running")
+    assert agent.stop() == 0
