@@ -490,7 +490,14 @@ def test_install_without_rbac(
     assert "rbac.create is false" in notes
     on_cm = "on configmaps, resourceNames [agent-control]"
     assert f"ServiceAccount pulling-agent: get, list, watch {on_cm}" in notes
-    assert f"ServiceAccount pulling-agent-control: get, patch {on_cm}" in notes
+    assert (
+        "ServiceAccount pulling-agent: patch on configmaps, resourceNames [agent-control-status]"
+    ) in notes
+    assert (
+        "ServiceAccount pulling-agent-control: get, patch on configmaps, resourceNames "
+        "[agent-control, agent-control-status]"
+    ) in notes
+    assert "ServiceAccount pulling-agent-control: list on pods" in notes
 
     ns = r.namespace
     agent = service_account_access(ns, "pulling-agent", create=False)
@@ -529,8 +536,11 @@ def test_two_releases_side_by_side(
     assert f"CronJobs pause-{b_window}, resume-{b_window}" in notes
 
     # The guide's names stay with the first; the second has its own.
-    assert _objects_of(first, "configmaps") == ["agent-control"]
-    assert _objects_of(second, "configmaps") == ["pulling-agent-b-control"]
+    assert _objects_of(first, "configmaps") == ["agent-control", "agent-control-status"]
+    assert _objects_of(second, "configmaps") == [
+        "pulling-agent-b-control",
+        "pulling-agent-b-control-status",
+    ]
     assert _objects_of(first, "cronjobs") == [
         "pause-agent-maintenance",
         "pause-pulling-agent",
@@ -569,7 +579,7 @@ def test_two_releases_side_by_side(
     assert first.configmap()["state"] == "running"
     second.helm("uninstall", second.name, "--wait")
     assert _objects_of(second, "configmaps") == []
-    assert _objects_of(first, "configmaps") == ["agent-control"]
+    assert _objects_of(first, "configmaps") == ["agent-control", "agent-control-status"]
     assert len(_objects_of(first, "cronjobs")) == 4
 
 
@@ -600,7 +610,7 @@ def test_a_release_that_owns_agent_control_keeps_it(make_release: Callable[..., 
     r.install("--set", "control.configMapName=agent-control")
     r.upgrade("--set", "control.configMapName=agent-control", "--set", "control.state=pause")
     r.upgrade("--reset-values")  # the chart's defaults: configMapName and state empty
-    assert _objects_of(r, "configmaps") == ["agent-control"]
+    assert _objects_of(r, "configmaps") == ["agent-control", "agent-control-status"]
     assert r.configmap()["state"] == "pause"
     apps = client.AppsV1Api(r.core.api_client)
     deployment = apps.read_namespaced_deployment("legacy-pulling-agent", r.namespace)

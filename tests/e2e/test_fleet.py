@@ -135,27 +135,38 @@ def test_three_replicas_pause_and_resume_with_wait(
         tmp_path / "agent-token.kubeconfig",
         kubeconfig_dict(server=server, ca_pem=ca, user={"token": token}, name="agent"),
     )
-    mine = json.dumps({"data": {pods[0]: json.dumps({"pod": pods[0], "state": "running"})}})
-    allowed = r.cluster.kubectl(
-        "-n", r.namespace, "patch", "configmap", STATUS, "--type", "merge", "-p", mine,
-        kubeconfig=own,
-    )  # fmt: skip
-    assert allowed.returncode == 0
-    for args in (
-        ("patch", "configmap", "agent-control", "--type", "merge", "-p", mine),
-        ("get", "configmap", STATUS),
-        ("replace", "configmap", STATUS, "-f", "-"),
-        ("delete", "configmap", STATUS),
-        ("create", "configmap", "new", "--from-literal=a=b"),
-        ("patch", "pod", pods[0], "-p", '{"metadata":{"labels":{"x":"y"}}}'),
-        ("label", "pod", pods[0], "x=y"),
-        ("get", "pods"),
-        ("exec", pods[0], "--", "true"),
-        ("get", "secrets"),
-    ):
-        stdin = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": STATUS}})
-        out = r.cluster.kubectl("-n", r.namespace, *args, kubeconfig=own, check=False, input=stdin)
-        assert out.returncode != 0 and "forbidden" in out.stderr.lower(), (args, out.stderr)
+    with r.cluster.api_client(own) as api:
+        as_agent = client.CoreV1Api(api)
+        mine = {"data": {pods[0]: json.dumps({"pod": pods[0], "state": "running"})}}
+        as_agent.patch_namespaced_config_map(STATUS, r.namespace, mine)  # allowed
+        status_cm = client.V1ConfigMap(metadata=client.V1ObjectMeta(name=STATUS))
+        ns = r.namespace
+        for what, call in {
+            "patch the control ConfigMap": lambda: as_agent.patch_namespaced_config_map(
+                "agent-control", ns, {"data": {"state": "resume"}}
+            ),
+            "read the reports": lambda: as_agent.read_namespaced_config_map(STATUS, ns),
+            "replace them": lambda: as_agent.replace_namespaced_config_map(STATUS, ns, status_cm),
+            "delete them": lambda: as_agent.delete_namespaced_config_map(STATUS, ns),
+            "create a ConfigMap": lambda: as_agent.create_namespaced_config_map(
+                ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="new"))
+            ),
+            "patch its pod": lambda: as_agent.patch_namespaced_pod(
+                pods[0], ns, {"metadata": {"labels": {"x": "y"}}}
+            ),
+            "patch its pod's status": lambda: as_agent.patch_namespaced_pod_status(
+                pods[0], ns, {"status": {"conditions": []}}
+            ),
+            "list pods": lambda: as_agent.list_namespaced_pod(ns),
+            "read secrets": lambda: as_agent.list_namespaced_secret(ns),
+        }.items():
+            with pytest.raises(client.ApiException) as refused:
+                call()
+            assert refused.value.status == 403, what
+    exec_as_agent = r.cluster.kubectl(
+        "-n", r.namespace, "exec", pods[0], "--", "true", kubeconfig=own, check=False
+    )
+    assert exec_as_agent.returncode != 0 and "forbidden" in exec_as_agent.stderr.lower()
 
     # A replica that goes away: its report is never counted, and ctl prunes it.
     r.guide("kubectl scale deployment/pulling-agent --replicas=2")
