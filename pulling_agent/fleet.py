@@ -25,6 +25,7 @@ from typing import Any
 
 from pulling_agent import defaults
 from pulling_agent.kube.client import KubeClient
+from pulling_agent.kube.errors import UNREACHABLE, KubeError
 from pulling_agent.kube.pods import PodInfo, list_pods
 from pulling_agent.kube.status import patch_status, read_status
 from pulling_agent.replica_status import SELECTOR_ANNOTATION, ReplicaStatus
@@ -164,11 +165,21 @@ def wait_for_state(
 ) -> Fleet:
     """Read the fleet until every started replica acknowledges `state` for the request made
     at `requested_at`, or `timeout` seconds pass; returns the last reading (check
-    `missing`). `read` raises `KubeError` when the API fails."""
+    `missing`). A `KubeError` from `read` ends the wait, unless the API server is only
+    unreachable and the deadline is not reached."""
     deadline = clock() + timeout
+    fleet: Fleet | None = None
     while True:
-        fleet = read()
-        if not fleet.missing(state, requested_at) or clock() >= deadline:
+        try:
+            fleet = read()
+        except KubeError as exc:
+            # The API server briefly away: keep trying until the deadline.
+            if exc.kind != UNREACHABLE or clock() >= deadline:
+                raise
+        else:
+            if not fleet.missing(state, requested_at):
+                return fleet
+        if clock() >= deadline and fleet is not None:
             return fleet
         sleep(min(interval, max(deadline - clock(), 0.0)))
 

@@ -197,3 +197,29 @@ def test_reporter_publishes_the_latest_state_after_an_outage(api: RecordingApi) 
         wait_until(lambda: api.states() == ["paused"], timeout=10, what="the report after")
     finally:
         r.stop()
+
+
+def test_wait_for_state_rides_out_an_unreachable_api_but_not_a_refusal() -> None:
+    from pulling_agent.kube.errors import FORBIDDEN, UNREACHABLE, KubeError
+
+    clock = [0.0]
+
+    def advance(seconds: float) -> None:
+        clock[0] += seconds
+
+    readings: list[Any] = [KubeError(UNREACHABLE, "down"), Fleet("s", [replica("a")])]
+
+    def read() -> Fleet:
+        item = readings.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return item  # type: ignore[no-any-return]
+
+    fleet = wait_for_state(read, "paused", T0, timeout=5, clock=lambda: clock[0], sleep=advance)
+    assert not fleet.missing("paused", T0)
+
+    def refused() -> Fleet:
+        raise KubeError(FORBIDDEN, "cannot list pods")
+
+    with pytest.raises(KubeError, match="cannot list pods"):
+        wait_for_state(refused, "paused", T0, timeout=5, clock=lambda: clock[0], sleep=advance)
