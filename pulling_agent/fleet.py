@@ -73,8 +73,10 @@ class Replica:
         """One row of `ctl status` (and its JSON): the report's fields, the pod's, the age."""
         report = self.report.as_dict() if self.report else {}
         age = self.report.age_seconds(now) if self.report else None
+        lag = report.pop("lag", None) or {}
         return {
             **report,
+            **lag,
             "pod": self.pod.name,
             "node": (report.get("node") or self.pod.node),
             "phase": self.pod.phase,

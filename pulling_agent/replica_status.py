@@ -17,16 +17,19 @@ them, and `control/control-agent.sh` reads them with kubectl. The fields:
     reported_at       when this document was written: a report older than
                       `STALE_HEARTBEATS` heartbeats is stale
     heartbeat_seconds the agent's report heartbeat, so readers know when it is stale
+    lag               the processing lag as the liveness file has it
+                      (`pulling_agent.lag`: backlog_documents, documents_per_second,
+                      backlog_change_per_second, drain_eta_seconds, ...), "" unknown
 
-More fields (processing lag, backlog) go into `ReplicaStatus` and `FIELDS`;
-readers ignore what they do not know and default what is missing, so old and
-new agents and CLIs read each other's reports.
+More fields go into `ReplicaStatus`; readers ignore what they do not know and
+default what is missing, so old and new agents and CLIs read each other's
+reports.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -70,6 +73,7 @@ class ReplicaStatus:
     error: str = ""
     reported_at: str = ""
     heartbeat_seconds: float = REPORT_INTERVAL
+    lag: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_snapshot(
@@ -99,6 +103,7 @@ class ReplicaStatus:
             error=one_line(snapshot.error, TEXT_CHARS),
             reported_at=precise(now or utc_now()),
             heartbeat_seconds=heartbeat_seconds,
+            lag=snapshot.lag.fields(),
         )
 
     def to_json(self) -> str:
@@ -118,7 +123,10 @@ class ReplicaStatus:
             if f.name not in data or f.name == "pod":
                 continue
             value = data[f.name]
-            if f.type in ("int", "float"):
+            if f.name == "lag":
+                if isinstance(value, dict):
+                    values["lag"] = {str(k): one_line(str(v), TEXT_CHARS) for k, v in value.items()}
+            elif f.type in ("int", "float"):
                 try:
                     values[f.name] = float(value) if f.type == "float" else int(value)
                 except (TypeError, ValueError):

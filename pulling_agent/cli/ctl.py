@@ -36,6 +36,7 @@ from pulling_agent.cli.options import (
     wait_option,
 )
 from pulling_agent.commands import Action
+from pulling_agent.lag import format_duration
 from pulling_agent.replica_status import status_configmap_name
 from pulling_agent.text import one_line
 from pulling_agent.timestamps import request_stamp, utc_now
@@ -474,13 +475,16 @@ def _cell(row: dict[str, Any], column: str) -> str:
         if age is None:
             return "no report" if not row["reported"] else "undated"
         return f"{age:.0f}s" + (" STALE" if row["stale"] else "")
+    if column == "drain_eta_seconds":
+        eta = row.get(column)
+        return "-" if eta in ("", None) else format_duration(float(eta))
     if column == "since":
         return str(row.get("since") or "")[:19].replace("T", " ") or "-"
     value = row.get(column, "")
     return "-" if value in ("", None) else str(value)
 
 
-#: The table's columns: (heading, row key). More columns (processing lag, backlog) go here.
+#: The table's columns: (heading, row key): a report's field, or one of its `lag` fields.
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("POD", "pod"),
     ("NODE", "node"),
@@ -490,6 +494,9 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("BY", "requested_by"),
     ("DOCUMENTS", "documents"),
     ("ERRORS", "errors"),
+    ("BACKLOG", "backlog_documents"),
+    ("DOCS/S", "documents_per_second"),
+    ("DRAINED IN", "drain_eta_seconds"),
     ("REPORT AGE", "report_age_seconds"),
 )
 

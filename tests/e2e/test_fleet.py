@@ -41,19 +41,11 @@ FAST = ("--set", "health.periodSeconds=2")
 WINDOW = {"name": "w", "pause": "0 0 1 1 *", "resume": "0 0 1 1 *", "suspend": True}
 
 
-def install_replicas(release: Release, replicas: int, *args: str) -> list[str]:
-    """`replicas` agent pods (each its own SQLite), Ready and RUNNING; their names."""
-    release.core.create_namespaced_secret(
-        release.namespace,
-        client.V1Secret(
-            metadata=client.V1ObjectMeta(name="queue"),
-            string_data={"url": "sqlite:////data/agent.db"},
-        ),
+def start_replicas(release: Release, replicas: int, *args: str) -> list[str]:
+    """`replicas` agent pods (each its own SQLite), Ready, RUNNING and reporting; their names."""
+    release.install_replicas(
+        replicas, "--set", "agent.seed=100000", "--set", "agent.processor=noop", *FAST, *args
     )
-    release.install(
-        "--set", f"replicaCount={replicas}", "--set", "source.existingSecret=queue",
-        "--set", "agent.seed=100000", "--set", "agent.processor=noop", *FAST, *args,
-    )  # fmt: skip
     release.guide("kubectl rollout status deployment/pulling-agent --timeout=300s")
     pods = sorted(p.metadata.name for p in agent_pods(release.core, release.namespace))
     wait_until(lambda: sorted(reports(release)) == pods, timeout=120, what="every replica's report")
@@ -89,7 +81,7 @@ def test_three_replicas_pause_and_resume_with_wait(
     make_release: Callable[..., Release], tmp_path: Path
 ) -> None:
     r = make_release(prefix="fleet")
-    pods = install_replicas(r, 3)
+    pods = start_replicas(r, 3)
 
     proc = ctl(r, "pause", "--reason", "e2e fleet", "--by", "tester", "--timeout", "120s")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -302,7 +294,7 @@ def test_the_report_survives_an_apiserver_outage(
     if not isinstance(cluster, NodeCluster):
         pytest.skip("signalling a container from the host needs the node provider")
     r = make_release(prefix="fleet")
-    (pod,) = install_replicas(r, 1)
+    (pod,) = start_replicas(r, 1)
     uid = r.core.read_namespaced_pod(pod, r.namespace).metadata.uid
     (pid,) = [p for p, cmd in cluster.pod_processes(uid).items() if "pulling-agent" in cmd]
     controlplane.stop_apiserver()

@@ -15,6 +15,7 @@ from pulling_agent.cli.ctl import COLUMNS, render_table
 from pulling_agent.fleet import Fleet, Replica, wait_for_state
 from pulling_agent.kube.client import KubeClient
 from pulling_agent.kube.pods import PodInfo
+from pulling_agent.lag import Lag
 from pulling_agent.replica_status import STALE_HEARTBEATS, ReplicaStatus, status_configmap_name
 from pulling_agent.reporter import StatusReporter
 from pulling_agent.snapshot import Counters, Snapshot
@@ -49,6 +50,17 @@ def test_report_round_trips_through_json() -> None:
     assert data["since"] == "2026-05-01T09:30:01.000+00:00"
     assert (data["documents"], data["batches"], data["errors"]) == (20, 2, 1)
     assert ReplicaStatus.from_json("agent-1", report.to_json()) == report
+
+
+def test_the_processing_lag_travels_in_the_report() -> None:
+    lagging = snapshot(lag=Lag(backlog=1200, rate=10.0, trend=-20.0, window=60.0))
+    report = ReplicaStatus.from_snapshot(lagging, pod="p", now=T0)
+    back = ReplicaStatus.from_json("p", report.to_json())
+    assert back.lag["backlog_documents"] == "1200"
+    assert back.lag["drain_eta_seconds"] == "60"
+    row = Replica(PodInfo("p", "Running", True, "n", 0), back).row()
+    cells = render_table([row]).splitlines()[1]
+    assert "1200" in cells and "10.00" in cells and "1m00s" in cells
 
 
 def test_unreadable_or_partial_reports_are_read_safely() -> None:
@@ -114,7 +126,8 @@ def test_status_table_has_a_column_per_field_and_marks_stale_reports() -> None:
     ]
     lines = render_table(rows).splitlines()
     assert lines[0].split()[:3] == ["POD", "NODE", "STATE"]
-    assert len(COLUMNS) == 9
+    assert len(COLUMNS) == 12
+    assert "BACKLOG" in lines[0] and "DRAINED IN" in lines[0]
     assert lines[1].startswith("a ") and "PAUSED" in lines[1] and "STALE" in lines[1]
     assert "alice" in lines[1] and "db maintenance" in lines[1]
     assert "(Pending)" in lines[2] and "no report" in lines[2]
