@@ -242,7 +242,7 @@ def test_a_replica_that_lost_its_api_access_fails_the_wait_and_the_window(
     make_release: Callable[..., Release], controlplane: ControlPlane
 ) -> None:
     r = make_release(prefix="fleet")
-    install_replicas(
+    start_replicas(
         r, 2, "--set-json", f"maintenanceWindows=[{json.dumps(WINDOW)}]",
         "--set", "control.jobs.waitTimeoutSeconds=20", "--set", "control.jobs.backoffLimit=0",
     )  # fmt: skip
