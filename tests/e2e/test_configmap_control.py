@@ -431,7 +431,10 @@ def test_ctl_missing_configmap_is_created_like_the_guides_apply(
         f"Error: ConfigMap agent-control does not exist in namespace {ns}, and creating it failed: "
     )
     assert 'cannot create resource "configmaps"' in err and err.count("\n") == 1
-    code, out, err = ctl("pause", "-n", ns, "--configmap", "absent", kubeconfig=cluster.kubeconfig)
+    # --no-wait: no agent watches `absent` (nor reports to `absent-status`).
+    code, out, err = ctl(
+        "pause", "-n", ns, "--configmap", "absent", "--no-wait", kubeconfig=cluster.kubeconfig
+    )
     assert code == 0, err
     assert f"Warning: ConfigMap {ns}/absent did not exist; created it" in err
     assert "ConfigMap updated to 'pause'" in out

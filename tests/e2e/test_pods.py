@@ -314,8 +314,12 @@ def test_a_maintenance_window_cronjob_runs_on_schedule(running: RunningFactory) 
         "pause": "* * * * *",
         "resume": "0 0 1 1 *",
         "reason": "e2e window",
+        # Installed suspended, started once the agent runs: a pause that lands before the
+        # pod is first Ready keeps it NotReady, and `rollout status` in `running` never ends.
+        "suspend": True,
     }
     r = running(*FAST_PROBES, "--set-json", f"maintenanceWindows=[{json.dumps(window)}]")
+    r.guide('kubectl patch cronjob pause-every-minute -p \'{"spec":{"suspend":false}}\'')
     batch = client.BatchV1Api(r.core.api_client)
 
     def scheduled_job_done() -> bool:
@@ -326,6 +330,7 @@ def test_a_maintenance_window_cronjob_runs_on_schedule(running: RunningFactory) 
             for j in jobs
         )
 
+    # The Job succeeds only once the agent reports `paused` (ctl pause --wait, issue 13).
     wait_until(scheduled_job_done, timeout=200, what="the window's scheduled pause Job")
     assert r.configmap()["reason"] == "e2e window"
     expect_state(r, "paused")
