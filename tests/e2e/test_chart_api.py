@@ -303,6 +303,9 @@ def _watch(core: client.CoreV1Api, namespace: str, field_selector: str) -> None:
         timeout_seconds=1,
         _preload_content=False,
     )
+    # Close, do not just release: a watch's connection returned to the pool unread still
+    # holds the stream's chunks, and the next request on it reads them as its status line.
+    response.close()
     response.release_conn()
 
 
