@@ -35,6 +35,7 @@ import batch_size  # noqa: E402
 import drain  # noqa: E402
 import latency  # noqa: E402
 import scrape_cost  # noqa: E402
+import signal_order  # noqa: E402
 import throughput  # noqa: E402
 from harness import Figures, Unavailable, Workspace, load_average, one_line, say  # noqa: E402
 
@@ -118,6 +119,11 @@ GROUPS = (
         run_signal_and_cpu,
     ),
     Group(
+        "signal_order",
+        ("signal_order_last_wins_percent",),
+        lambda ctx: signal_order.bench_signal_order(ctx.figures, ctx.ws),
+    ),
+    Group(
         "file",
         ("pause_latency_file_p50_ms", "pause_latency_file_p99_ms"),
         lambda ctx: latency.bench_file(ctx.figures, ctx.ws, ctx.rng),
@@ -191,9 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="NAME",
-        help="a group (signal, file, midbatch, throughput, postgres, configmap, pods, scrape, "
-        "fleet; drain = throughput and postgres; batchsize, not in the default run) or a "
-        "figure name; repeatable",
+        help="a group (signal, signal_order, file, midbatch, throughput, postgres, configmap, "
+        "pods, scrape, fleet; drain = throughput and postgres; batchsize, not in the default "
+        "run) or a figure name; repeatable",
     )
     parser.add_argument("--list", action="store_true", help="list the groups and figures")
     parser.add_argument("--keep", action="store_true", help="keep the agents' directories")

@@ -72,6 +72,7 @@ class Controller:
         self._error = ""
         self._last_publish = 0.0
         self._unhindered = False  # RUNNING, desired RUNNING, no abort (see may_start_document)
+        self._failing: set[Listener] = set()  # listeners whose last publish failed
         self.exit_code = 0
 
     # ------------------------------------------------------------------ reads
@@ -260,14 +261,31 @@ class Controller:
         handler: Callable[[Report], None] = getattr(self, f"_on_{report.kind.value}")
         handler(report)
 
+    def publish(self) -> None:
+        """Tell the listeners the current picture (also before `start`: STARTING)."""
+        self._publish()
+
     def _publish(self) -> None:
         self._last_publish = self._clock()
         snapshot = self.snapshot()
         for listener in self._listeners:
             try:
                 listener.publish(snapshot)
-            except Exception:
-                log.exception("Listener %s failed", type(listener).__name__)
+            except Exception as exc:
+                # One warning an outage (a full disk fails every heartbeat), one line after.
+                if listener not in self._failing:
+                    self._failing.add(listener)
+                    oserror = isinstance(exc, OSError) and exc.strerror
+                    log.warning(
+                        "Cannot update %s: %s; retrying on every heartbeat",
+                        listener.describe(),
+                        exc.strerror if oserror else exc,  # type: ignore[attr-defined]
+                        exc_info=not oserror,
+                    )
+            else:
+                if listener in self._failing:
+                    self._failing.discard(listener)
+                    log.info("Updating %s again", listener.describe())
 
     def _changed(self) -> None:
         """After any change of state, desired state or abort. Caller holds _cond."""
@@ -389,14 +407,27 @@ class Controller:
             log.exception("Releasing the batch in flight failed; its lease will expire")
         self._finish_stop()
 
-    def _finish_stop(self) -> None:
+    def abandon(self, error: str) -> None:
+        """The agent is going down on an error (an exception on the main thread,
+        a failed start): say STOPPED, with the error, so that no health file
+        claims RUNNING for a process that is about to be gone."""
+        with self._cond:
+            self.exit_code = 1
+            self._abort = True
+            self._error = error
+            self._desired = Desired.STOPPED
+            self._changed()
+        self._finish_stop(quiet=True)
+
+    def _finish_stop(self, *, quiet: bool = False) -> None:
         with self._cond:
             if self._machine.state is State.STOPPED:
                 return
             if self._machine.state is not State.STOPPING:
                 self._transition(State.STOPPING)
             self._transition(State.STOPPED)
-        log.info("Agent stopped")
+        if not quiet:
+            log.info("Agent stopped")
         self._publish()
 
     # ---------------------------------------------------------------- reports

@@ -114,6 +114,12 @@ class HealthFiles(Listener):
         self.dir = health_dir
         self.ready_while_paused = ready_while_paused
         self.dir.mkdir(parents=True, exist_ok=True)
+        # A readiness file left by a process that died without a word (kill -9,
+        # a crash) must not make this one look ready while it starts.
+        (self.dir / READINESS).unlink(missing_ok=True)
+
+    def describe(self) -> str:
+        return f"health files in {self.dir}"
 
     def _ready(self, snapshot: Snapshot) -> bool:
         if self.ready_while_paused and snapshot.state is State.PAUSED:

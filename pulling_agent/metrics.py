@@ -101,6 +101,9 @@ class Metrics(Listener):
         log.info("Metrics on :%d/metrics", port)
 
     # --------------------------------------------------- controller listener
+    def describe(self) -> str:
+        return "metrics"
+
     def publish(self, snapshot: Snapshot) -> None:
         for state in State:
             self.state.labels(state.value).set(1 if state is snapshot.state else 0)

@@ -91,6 +91,10 @@ class Stats:
 class Listener:
     """Told about every change (and every heartbeat). Default: ignore."""
 
+    def describe(self) -> str:
+        """What it updates, for log lines ("health files in /tmp/health")."""
+        return type(self).__name__
+
     def publish(self, snapshot: Snapshot) -> None:
         """The agent's picture changed, or a heartbeat is due."""
 

@@ -34,6 +34,17 @@ def cli(
     return proc
 
 
+def send_signals(pid: int, signals: Sequence[int], gap: float) -> None:
+    """`kill` each of `signals` to `pid` in turn, at least `gap` seconds apart
+    (a busy wait: a sleep may overshoot by more than the gap)."""
+    for number, sig in enumerate(signals):
+        if number:
+            sent = time.perf_counter()
+            while time.perf_counter() - sent < gap:
+                pass
+        os.kill(pid, sig)
+
+
 def write_kubelet_style(control_dir: Path, files: dict[str, str]) -> None:
     """Update `control_dir` the way the kubelet updates a ConfigMap volume.
 

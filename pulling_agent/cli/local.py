@@ -10,7 +10,6 @@ and `control/control-agent.sh pause` (see `pulling_agent.cli.exits`).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -39,8 +38,10 @@ from pulling_agent.health import (
     READINESS,
     TEXT_KEYS,
     HealthFileError,
+    LivenessRecord,
     read_liveness,
 )
+from pulling_agent.instance import LOCK_NAME, running_agent, why_unresponsive
 from pulling_agent.lag import Lag
 from pulling_agent.state import State
 from pulling_agent.text import one_line
@@ -60,18 +61,6 @@ class LocalControlError(Exception):
 
 class NotVerified(LocalControlError):
     """The request is written and signalled, but the agent did not report the state (exit 3)."""
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass
@@ -95,12 +84,44 @@ def write_control_dir(control_dir: Path, action: Action, reason: str, by: str) -
 
 
 def agent_pid(health_dir: Path) -> int | None:
+    """The pid of the agent that holds `health_dir` now (never a stranger's:
+    see `pulling_agent.instance`), or None when no agent does."""
     try:
-        record = read_liveness(health_dir)
+        agent = running_agent(health_dir)
+    except OSError as exc:
+        raise LocalControlError(f"cannot read {health_dir / LOCK_NAME}: {exc.strerror}") from None
+    return agent.pid if agent else None
+
+
+def check_responsive(pid: int, health_dir: Path) -> LivenessRecord | None:
+    """Fail now, not after the timeout, when the agent cannot act on a
+    command; else its liveness record (None if unreadable)."""
+    if problem := why_unresponsive(pid):
+        raise LocalControlError(problem)
+    record = read_liveness_or_none(health_dir)
+    if record is not None and record.state in (State.STOPPING, State.STOPPED):
+        raise LocalControlError(f"agent (pid {pid}) is {record.state}; it takes no more commands")
+    if agent_pid(health_dir) != pid:
+        raise LocalControlError(f"agent (pid {pid}) has exited")
+    return record
+
+
+def signal_agent(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except PermissionError as exc:
+        raise LocalControlError(
+            f"not allowed to signal the agent (pid {pid}): {exc.strerror} (run as the agent's user)"
+        ) from None
+    except ProcessLookupError:
+        raise LocalControlError(f"agent (pid {pid}) exited before it could be signalled") from None
+
+
+def read_liveness_or_none(health_dir: Path) -> LivenessRecord | None:
+    try:
+        return read_liveness(health_dir)
     except HealthFileError:
         return None
-    pid = record.get_int("pid")
-    return pid if pid_alive(pid) else None
 
 
 def control_local_agent(
@@ -124,7 +145,8 @@ def control_local_agent(
         if file_error:
             raise LocalControlError(f"{file_error}, and no running agent found in {health_dir}")
         return ControlResult(True, "", None, "")
-    os.kill(pid, verb.signal)
+    check_responsive(pid, health_dir)
+    signal_agent(pid, verb.signal)
     if not wait:
         return ControlResult(not file_error, file_error, pid, "")
     expected = verb.state.value
@@ -134,8 +156,8 @@ def control_local_agent(
     # signal may land before the agent reads the files that carry the reason).
     want_reason = one_line(reason) if not file_error else ""
     while True:
-        with contextlib.suppress(HealthFileError):
-            record = read_liveness(health_dir)
+        record = check_responsive(pid, health_dir)
+        if record is not None:
             state = record.state
             if state == expected and record.fields.get("reason", "") == want_reason:
                 break
@@ -143,9 +165,9 @@ def control_local_agent(
             break
         time.sleep(0.05)
     if state != expected:
+        hint = " (a pause waits for the current batch to finish)" if action is Action.PAUSE else ""
         raise NotVerified(
-            f"agent (pid {pid}) is {state or 'unknown'}, not {expected}, after {timeout:g}s "
-            "(a pause waits for the current batch to finish)"
+            f"agent (pid {pid}) is {state or 'unknown'}, not {expected}, after {timeout:g}s{hint}"
         )
     return ControlResult(not file_error, file_error, pid, state)
 
@@ -162,11 +184,17 @@ def local_status(health_dir: Path, stale_after: float) -> dict[str, Any]:
         else None
     )
     pid = record.get_int("pid")
-    alive = pid_alive(pid)
+    try:
+        agent = running_agent(health_dir)
+    except OSError:
+        agent = None
+    alive = agent is not None and agent.pid == pid
     stopped = record.state == State.STOPPED.value
     problem = ""
     if not stopped and not alive:
         problem = f"agent process {pid} is not running"
+    elif not stopped and (unresponsive := why_unresponsive(pid)):
+        problem = unresponsive
     elif age is None or age > stale_after:
         problem = f"liveness file is stale ({age:.0f}s old)" if age else "liveness file undated"
     state = record.state.upper()

@@ -8,12 +8,14 @@ Every option is also an environment variable `PULLING_AGENT_<OPTION>`
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from typing import Any
 
 import click
 
 from pulling_agent import __version__
+from pulling_agent.channels.signals import enable_crash_tracebacks
 from pulling_agent.cli.ctl import ctl
 from pulling_agent.cli.local import pause, resume, status
 from pulling_agent.cli.options import (
@@ -25,11 +27,20 @@ from pulling_agent.cli.options import (
 )
 from pulling_agent.logs import setup_logging
 from pulling_agent.plugins import PluginError, load_source
-from pulling_agent.runtime import AgentConfig, run_agent
+from pulling_agent.runtime import AgentConfig, StartError, run_agent
 from pulling_agent.sources.base import DocumentStatus, SourceError, redact_url
+
+log = logging.getLogger(__name__)
 
 #: `run`'s options default to the configuration's defaults.
 DEFAULT = AgentConfig()
+
+
+class ConfigurationError(click.ClickException):
+    """What the command was given cannot work (a processor that does not
+    load): one line, exit status 2 like a usage error."""
+
+    exit_code = 2
 
 
 def parse_processor_options(values: tuple[str, ...]) -> dict[str, str]:
@@ -178,14 +189,20 @@ def run(**params: Any) -> None:
     params["processor_options"] = parse_processor_options(params.pop("processor_option"))
     params["use_inotify"] = params.pop("inotify")
     config = AgentConfig(**params)
+    enable_crash_tracebacks()
     try:
         code = run_agent(config)
     except PluginError as exc:
-        raise click.UsageError(str(exc)) from None
+        # One line; what the plugin itself raised (its traceback) only at debug level.
+        log.debug("Loading the processor failed", exc_info=exc)
+        raise ConfigurationError(str(exc)) from None
+    except StartError as exc:
+        raise click.ClickException(str(exc)) from None
     except SourceError as exc:
         raise click.ClickException(f"source {redact_url(config.source)}: {exc}") from None
     except OSError as exc:
-        raise click.ClickException(f"{exc.filename or ''}: {exc.strerror}") from None
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise click.ClickException(f"{where}{exc.strerror or exc}") from None
     sys.exit(code)
 
 

@@ -86,7 +86,18 @@ class Settled:
 
 
 class SourceError(Exception):
-    """The source cannot be reached or used; the message names why."""
+    """The source cannot be reached or used; the message names why.
+
+    `transient` (the default) means that trying again may succeed: a lock,
+    a full disk, a server away. A permanent error (not a queue, a schema this
+    agent does not know, wrong credentials, no such database) will not go
+    away by itself: an agent that meets one at start exits instead of
+    retrying for ever.
+    """
+
+    def __init__(self, message: str, *, transient: bool = True) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 def redact_url(url: str) -> str:
