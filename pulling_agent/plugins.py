@@ -9,13 +9,15 @@ A third party adds either by declaring an entry point in its own package.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from importlib.metadata import entry_points
 from typing import Any
 from urllib.parse import urlsplit
 
 from pulling_agent.processors.base import Processor
-from pulling_agent.sources.base import Source
+from pulling_agent.sources.base import Source, SourceError
+from pulling_agent.text import one_line
 
 SOURCES_GROUP = "pulling_agent.sources"
 PROCESSORS_GROUP = "pulling_agent.processors"
@@ -31,10 +33,7 @@ def _names(group: str) -> list[str]:
 
 def _load_reference(reference: str) -> Any:
     module_name, _, attr_path = reference.partition(":")
-    try:
-        target: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise PluginError(f"cannot import module {module_name!r}: {exc}") from exc
+    target: Any = importlib.import_module(module_name)  # errors: see _plugin_code
     for attr in attr_path.split("."):
         try:
             target = getattr(target, attr)
@@ -51,13 +50,29 @@ def _load_entry_point(group: str, name: str, kind: str) -> Any:
     return matches[0].load()
 
 
+@contextmanager
+def _plugin_code(what: str) -> Iterator[None]:
+    """Run a plugin's own code (its import, its factory): whatever it raises,
+    except our own errors, becomes one `PluginError` naming `what` and the
+    error (chained, for a traceback at debug level)."""
+    try:
+        yield
+    except (PluginError, SourceError):
+        raise
+    except Exception as exc:
+        raise PluginError(f"{what}: {type(exc).__name__}: {one_line(str(exc))}") from exc
+
+
 def load_source(url: str) -> Source:
     """Build the source for `url`, chosen by its scheme."""
     scheme = urlsplit(url).scheme
     if not scheme:
         raise PluginError(f"source URL {url!r} has no scheme (e.g. sqlite:///agent.db)")
-    factory = _load_entry_point(SOURCES_GROUP, scheme.split("+", 1)[0], "source scheme")
-    source = factory(url)
+    name = scheme.split("+", 1)[0]
+    with _plugin_code(f"source {name!r} cannot be loaded"):
+        factory = _load_entry_point(SOURCES_GROUP, name, "source scheme")
+    with _plugin_code(f"source {name!r} failed to start"):
+        source = factory(url)
     if not isinstance(source, Source):
         raise PluginError(f"source for scheme {scheme!r} is not a pulling_agent Source")
     return source
@@ -69,14 +84,16 @@ def load_processor(spec: str, options: Mapping[str, str] | None = None) -> Proce
     `options` (from `--processor-option key=value`) are passed as keyword
     arguments to the processor's factory.
     """
-    if ":" in spec:
-        factory = _load_reference(spec)
-    else:
-        factory = _load_entry_point(PROCESSORS_GROUP, spec, "processor")
-    try:
-        processor = factory(**dict(options or {}))
-    except (TypeError, ValueError) as exc:
-        raise PluginError(f"processor {spec!r} rejected its options: {exc}") from exc
+    with _plugin_code(f"processor {spec!r} cannot be loaded"):
+        if ":" in spec:
+            factory = _load_reference(spec)
+        else:
+            factory = _load_entry_point(PROCESSORS_GROUP, spec, "processor")
+    with _plugin_code(f"processor {spec!r} failed to start"):
+        try:
+            processor = factory(**dict(options or {}))
+        except (TypeError, ValueError) as exc:
+            raise PluginError(f"processor {spec!r} rejected its options: {exc}") from exc
     if not isinstance(processor, Processor):
         raise PluginError(f"{spec!r} did not produce a pulling_agent Processor")
     return processor

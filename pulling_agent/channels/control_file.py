@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import select
+import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -58,10 +59,42 @@ WATCH_FLAGS = (
 )
 
 
+_FILE_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+class NotRegularFile(OSError):
+    """A control file that is not a regular file; never read (a FIFO would
+    block the reader until some writer comes, a device may never end)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"not a regular file ({kind})")
+        self.kind = kind
+
+
 def read_limited(path: Path, limit: int) -> bytes:
-    """Up to `limit` bytes of `path` (enough to tell that it is too large)."""
-    with path.open("rb") as handle:
-        return handle.read(limit)
+    """Up to `limit` bytes of the regular file `path` (enough to tell that it
+    is too large). The open never blocks: O_NONBLOCK, then a check that it is
+    a regular file (`NotRegularFile` if not)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a file")
+            raise NotRegularFile(kind)
+        chunks: list[bytes] = []
+        size = 0
+        while size < limit and (chunk := os.read(fd, limit - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def read_metadata(directory: Path) -> dict[str, str]:
@@ -134,6 +167,10 @@ class ControlFileChannel:
                 if self._version() != version:
                     continue
                 self._missing()
+                return None
+            except NotRegularFile as exc:
+                self._problem("not_regular", f"Ignoring control file {self.path}: {exc}")
+                self._last_content = None
                 return None
             except OSError as exc:
                 self._problem("unreadable", f"Cannot read control file {self.path}: {exc.strerror}")

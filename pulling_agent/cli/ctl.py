@@ -28,6 +28,7 @@ import click
 from pulling_agent import defaults
 from pulling_agent.cli import exits
 from pulling_agent.cli.options import (
+    FiniteFloatRange,
     by_option,
     option,
     output_option,
@@ -102,7 +103,7 @@ def common_options(command: Any) -> Any:
             option("--context", default="", help="Kubeconfig context (default: the current one)."),
             option(
                 "--request-timeout",
-                type=click.FloatRange(0.5, 300),
+                type=FiniteFloatRange(0.5, 300),
                 default=10.0,
                 show_default=True,
                 help="Seconds to wait for each API call.",

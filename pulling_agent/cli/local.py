@@ -23,6 +23,7 @@ import click
 from pulling_agent.atomic_write import write_atomically
 from pulling_agent.cli import exits
 from pulling_agent.cli.options import (
+    FiniteFloatRange,
     by_option,
     control_dir_option,
     health_dir_option,
@@ -287,7 +288,7 @@ resume = control_command(Action.RESUME)
 @output_option
 @option(
     "--stale-after",
-    type=click.FloatRange(0),
+    type=FiniteFloatRange(0),
     default=60.0,
     show_default=True,
     help="A liveness file older than this means UNHEALTHY.",

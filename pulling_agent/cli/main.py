@@ -19,6 +19,7 @@ from pulling_agent.channels.signals import enable_crash_tracebacks
 from pulling_agent.cli.ctl import ctl
 from pulling_agent.cli.local import pause, resume, status
 from pulling_agent.cli.options import (
+    FiniteFloatRange,
     control_dir_option,
     health_dir_option,
     option,
@@ -91,7 +92,7 @@ def main() -> None:
 )
 @option(
     "--lease-seconds",
-    type=click.FloatRange(1, 86_400),
+    type=FiniteFloatRange(1, 86_400),
     default=DEFAULT.lease_seconds,
     show_default=True,
     help="How long a claimed document stays ours before it returns to the queue.",
@@ -107,21 +108,21 @@ def main() -> None:
 @health_dir_option
 @option(
     "--poll-interval",
-    type=click.FloatRange(0.05, 3600),
+    type=FiniteFloatRange(0.05, 3600),
     default=DEFAULT.poll_interval,
     show_default=True,
     help="Seconds between control file reads (inotify wakes it sooner).",
 )
 @option(
     "--heartbeat-interval",
-    type=click.FloatRange(0.1, 3600),
+    type=FiniteFloatRange(0.1, 3600),
     default=DEFAULT.heartbeat_interval,
     show_default=True,
     help="Seconds between liveness file rewrites.",
 )
 @option(
     "--stop-grace-seconds",
-    type=click.FloatRange(0, 86_400),
+    type=FiniteFloatRange(0, 86_400),
     default=DEFAULT.stop_grace_seconds,
     show_default=True,
     help="On SIGTERM, time to finish the batch before releasing it.",
@@ -145,7 +146,7 @@ def main() -> None:
 )
 @option(
     "--report-interval",
-    type=click.FloatRange(1, 86_400),
+    type=FiniteFloatRange(1, 86_400),
     default=DEFAULT.report_interval,
     show_default=True,
     help="Seconds between two status reports when nothing changes (a change is reported at once).",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,19 @@ def option(*decls: str, **kwargs: Any) -> Callable[[F], F]:
     kwargs.setdefault("envvar", f"{ENV_PREFIX}_{name}")
     kwargs.setdefault("show_envvar", True)
     return click.option(*decls, **kwargs)
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A float within a range that is a number: `nan`, `inf` and `-inf` are
+    refused with a usage error (Python's float() accepts them, and every
+    comparison with nan is false, so a plain range lets nan through). Every
+    float option of the command line uses it."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return super().convert(number, param, ctx)
 
 
 def default_requester() -> str:
@@ -94,7 +108,9 @@ class Duration(click.ParamType):  # type: ignore[type-arg]
                 seconds = float(number) * self._UNITS[unit]
             except (KeyError, ValueError):
                 self.fail(f"{value!r} is not a duration (seconds, or a number with s, m or h)")
-        if not 0 <= seconds <= self.maximum or seconds != seconds:
+        if not math.isfinite(seconds):
+            self.fail(f"{value!r} is not a finite number.")
+        if not 0 <= seconds <= self.maximum:
             self.fail(f"{value!r} is not between 0 and {self.maximum:g} seconds")
         return seconds
 

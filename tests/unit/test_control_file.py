@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -120,12 +121,19 @@ def test_garbage_never_changes_state(tmp_path: Path, content: bytes, kind: str) 
     assert observed.action is Action.PAUSE
 
 
-def test_unreadable_state_path_is_a_warning(tmp_path: Path) -> None:
-    # A directory where the file should be: unreadable as a file, for root too.
+def test_a_state_that_is_not_a_regular_file_is_a_warning(tmp_path: Path) -> None:
+    # A directory, or a FIFO (whose plain open would block until a writer comes).
     channel, _, errors, _ = make(tmp_path)
     (tmp_path / "state").mkdir()
     assert channel.read_command() is None
-    assert errors.kinds == ["unreadable"]
+    (tmp_path / "state").rmdir()
+    os.mkfifo(tmp_path / "state")
+    assert channel.read_command() is None
+    assert errors.kinds == ["not_regular", "not_regular"]
+    (tmp_path / "state").unlink()
+    (tmp_path / "state").write_text("pause")
+    command = channel.read_command()
+    assert command is not None and command.action is Action.PAUSE
 
 
 def test_the_file_does_not_reapply_what_the_watch_already_observed(tmp_path: Path) -> None:
