@@ -133,7 +133,6 @@ def test_a_signal_the_user_may_not_send_is_a_one_line_error(
         f"Error: not allowed to signal the agent (pid {agent.pid}): Operation not permitted "
         "(run as the agent's user)"
     ], proc.stdout + proc.stderr
-    assert agent.state() == "running", agent.log_tail()
     assert agent.stop() == 0
 
 
