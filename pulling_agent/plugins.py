@@ -9,6 +9,7 @@ A third party adds either by declaring an entry point in its own package.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib.metadata import entry_points
@@ -63,19 +64,33 @@ def _plugin_code(what: str) -> Iterator[None]:
         raise PluginError(f"{what}: {type(exc).__name__}: {one_line(str(exc))}") from exc
 
 
-def load_source(url: str) -> Source:
-    """Build the source for `url`, chosen by its scheme."""
+def load_source(url: str, *, read_only: bool = False) -> Source:
+    """Build the source for `url`, chosen by its scheme.
+
+    `read_only` (for commands that only look, like `stats`): the source must
+    not create, migrate or change the queue. It is passed to factories that
+    take a `read_only` keyword (the built-in ones do); others are built as usual.
+    """
     scheme = urlsplit(url).scheme
     if not scheme:
         raise PluginError(f"source URL {url!r} has no scheme (e.g. sqlite:///agent.db)")
     name = scheme.split("+", 1)[0]
     with _plugin_code(f"source {name!r} cannot be loaded"):
         factory = _load_entry_point(SOURCES_GROUP, name, "source scheme")
+    options = {"read_only": True} if read_only and _takes_keyword(factory, "read_only") else {}
     with _plugin_code(f"source {name!r} failed to start"):
-        source = factory(url)
+        source = factory(url, **options)
     if not isinstance(source, Source):
         raise PluginError(f"source for scheme {scheme!r} is not a pulling_agent Source")
     return source
+
+
+def _takes_keyword(factory: Any, name: str) -> bool:
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 def load_processor(spec: str, options: Mapping[str, str] | None = None) -> Processor:

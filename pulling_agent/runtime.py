@@ -199,11 +199,13 @@ class Agent:
 
     def _run_with(self, source: Source, processor: Processor) -> int:
         config, queue, metrics = self.config, self.queue, self.metrics
-        if config.seed and not isinstance(source, DeferredSource) and source.backlog() == 0:
+        if config.seed and not isinstance(source, DeferredSource):
             from pulling_agent.demo import demo_documents
 
-            added = source.add(demo_documents(config.seed))
-            log.info("Seeded %d demo documents", added)
+            if added := source.add_if_idle(demo_documents(config.seed)):
+                log.info("Seeded %d demo documents", added)
+            else:
+                log.info("Not seeding: the queue already has documents to process")
 
         worker = self.worker = Worker(
             source,

@@ -57,9 +57,9 @@ def parse_processor_options(values: tuple[str, ...]) -> dict[str, str]:
     return options
 
 
-def open_source_or_fail(url: str) -> Any:
+def open_source_or_fail(url: str, *, read_only: bool = False) -> Any:
     try:
-        return load_source(url)
+        return load_source(url, read_only=read_only)
     except PluginError as exc:
         raise click.BadParameter(str(exc), param_hint="--source") from None
     except SourceError as exc:
@@ -169,7 +169,8 @@ def main() -> None:
     "--seed",
     type=click.IntRange(0, 10_000_000),
     default=DEFAULT.seed,
-    help="Add this many demo documents at start if the queue is empty.",
+    help="Add this many demo documents at start if nothing is pending or in progress "
+    "(once, however many agents start together).",
 )
 @option(
     "--log-format",
@@ -229,8 +230,9 @@ def seed(count: int, source: str, random_seed: int) -> None:
 @source_option
 @output_option
 def stats(source: str, output: str) -> None:
-    """Documents by status: pending, in_progress, done, failed."""
-    src = open_source_or_fail(source)
+    """Documents by status: pending, in_progress, done, failed (reads only: never
+    creates, migrates or changes the queue)."""
+    src = open_source_or_fail(source, read_only=True)
     try:
         counts = src.counts()
     except SourceError as exc:

@@ -198,6 +198,19 @@ class Source(ABC):
     def add(self, payloads: Iterable[str]) -> int:
         """Enqueue new documents; returns how many were added."""
 
+    def add_if_idle(self, payloads: Iterable[str]) -> int:
+        """Enqueue `payloads` only if no document is pending or in progress;
+        returns how many were added (0: there was work already).
+
+        The built-in sources check and add in one transaction, so that agents
+        starting together with `--seed` on a new queue add the documents
+        once; this default, for other sources, checks then adds.
+        """
+        counts = self.counts()
+        if counts[DocumentStatus.PENDING] or counts[DocumentStatus.IN_PROGRESS]:
+            return 0
+        return self.add(payloads)
+
     @abstractmethod
     def describe(self) -> str:
         """A short, password-free description for logs (`sqlite:///x.db`)."""

@@ -49,6 +49,9 @@ class DeferredSource(Source):
     def add(self, payloads: Iterable[str]) -> int:
         return self._get().add(payloads)
 
+    def add_if_idle(self, payloads: Iterable[str]) -> int:
+        return self._get().add_if_idle(payloads)
+
     def describe(self) -> str:
         return self._source.describe() if self._source else self._description
 

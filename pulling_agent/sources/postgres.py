@@ -68,6 +68,7 @@ from pulling_agent.sources.base import (
     SourceError,
     check_claim_args,
 )
+from pulling_agent.sources.postgres_errors import refusal_is_permanent
 from pulling_agent.text import clip_error, one_line
 
 SCHEMA_VERSION = 1
@@ -75,6 +76,8 @@ SCHEMA_VERSION = 1
 # pg_advisory_xact_lock key that serialises schema changes across agents
 # (the bytes of "pullagnt"; any constant shared by every agent would do).
 SCHEMA_LOCK_KEY = 0x70756C6C61676E74
+# ... and the one that serialises seeding (add_if_idle).
+SEED_LOCK_KEY = SCHEMA_LOCK_KEY + 1
 
 _SCHEMA = (
     "CREATE SCHEMA IF NOT EXISTS pulling_agent",
@@ -236,6 +239,29 @@ SELECT count(*) FROM pulling_agent.documents
 WHERE status = 'pending' OR (status = 'in_progress' AND lease_expires_at < now())
 """
 
+_HAS_WORK = """
+SELECT EXISTS (SELECT 1 FROM pulling_agent.documents WHERE status IN ('pending', 'in_progress'))
+"""
+
+
+def _copy(conn: psycopg.Connection[Any], payloads: Iterable[str]) -> int:
+    """COPY `payloads` into the queue in the caller's transaction; how many."""
+    added = 0
+    with (
+        conn.cursor() as cursor,
+        cursor.copy("COPY pulling_agent.documents (payload) FROM STDIN") as copy,
+    ):
+        for payload in payloads:
+            if "\x00" in payload:
+                raise SourceError(
+                    f"document {added + 1} of this batch contains a NUL character, "
+                    "which PostgreSQL text cannot store; nothing was added"
+                )
+            copy.write_row((payload,))
+            added += 1
+    return added
+
+
 # Connection defaults a URL may override.
 _DEFAULTS = {"connect_timeout": "5", "application_name": "pulling-agent"}
 
@@ -267,7 +293,9 @@ class PostgresSource(SettlingSource):
         pool_min_size: int = 1,
         pool_max_size: int = 4,
         pool_timeout: float = 5.0,
+        read_only: bool = False,
     ) -> None:
+        """`read_only`: never create or migrate the schema (for `stats`)."""
         self._secret = ""
         self._conninfo, self._where = self._parse(url)
         self._pool_sizes = (pool_min_size, pool_max_size)
@@ -275,7 +303,8 @@ class PostgresSource(SettlingSource):
         self._closed = False
         self._broken = False  # a connection error was seen: probe, then a new pool
         self._pool_lock = threading.Lock()
-        self._migrate()  # also proves the server reachable, with libpq's own message
+        # Either also proves the server reachable, with libpq's own message.
+        self._check_queue() if read_only else self._migrate()
         self._pool = self._new_pool()
 
     # -- URL, connection and schema -------------------------------------------
@@ -319,41 +348,61 @@ class PostgresSource(SettlingSource):
     def _error(self, action: str, exc: BaseException) -> SourceError:
         return SourceError(f"PostgreSQL {self._where}: {action} failed: {self._scrub(exc)}")
 
-    def _migrate(self) -> None:
-        """Create or upgrade the schema, one agent at a time."""
+    @contextmanager
+    def _setting_up(self) -> Iterator[None]:
+        """Errors while connecting and checking the schema, as SourceErrors:
+        permanent when no retry will cure them (see `refusal_is_permanent`)."""
         try:
-            with psycopg.connect(self._conninfo) as conn:
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
-                row = conn.execute(
-                    "SELECT to_regclass('pulling_agent.schema_version') IS NOT NULL"
-                ).fetchone()
-                version = 0
-                if row is not None and row[0]:
-                    found = conn.execute(
-                        "SELECT max(version) FROM pulling_agent.schema_version"
-                    ).fetchone()
-                    version = int(found[0]) if found is not None and found[0] is not None else 0
-                if version > SCHEMA_VERSION:
-                    raise SourceError(
-                        f"PostgreSQL {self._where}: queue schema version {version} is newer "
-                        f"than this agent's ({SCHEMA_VERSION}); upgrade pulling-agent"
-                    )
-                if version < SCHEMA_VERSION:
-                    for statement in _SCHEMA:
-                        conn.execute(statement)
-                    conn.execute("DELETE FROM pulling_agent.schema_version")
-                    conn.execute(
-                        "INSERT INTO pulling_agent.schema_version (version) VALUES (%s)",
-                        (SCHEMA_VERSION,),
-                    )
+            yield
         except psycopg.OperationalError as exc:
             raise SourceError(
-                f"PostgreSQL {self._where}: cannot connect: {self._scrub(exc)}"
+                f"PostgreSQL {self._where}: cannot connect: {self._scrub(exc)}",
+                transient=not refusal_is_permanent(exc),
             ) from None
         except psycopg.Error as exc:
             raise SourceError(
-                f"PostgreSQL {self._where}: cannot prepare the queue schema: {self._scrub(exc)}"
+                f"PostgreSQL {self._where}: cannot prepare the queue schema: {self._scrub(exc)}",
+                transient=not refusal_is_permanent(exc),
             ) from None
+
+    def _check_queue(self) -> None:
+        """The queue must exist already; nothing is created."""
+        with self._setting_up(), psycopg.connect(self._conninfo) as conn:
+            row = conn.execute("SELECT to_regclass('pulling_agent.documents')").fetchone()
+        if row is None or row[0] is None:
+            raise SourceError(
+                f"no pulling-agent queue in database {self._where} "
+                "(`pulling-agent seed` or `run` creates one)",
+                transient=False,
+            )
+
+    def _migrate(self) -> None:
+        """Create or upgrade the schema, one agent at a time."""
+        with self._setting_up(), psycopg.connect(self._conninfo) as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
+            row = conn.execute(
+                "SELECT to_regclass('pulling_agent.schema_version') IS NOT NULL"
+            ).fetchone()
+            version = 0
+            if row is not None and row[0]:
+                found = conn.execute(
+                    "SELECT max(version) FROM pulling_agent.schema_version"
+                ).fetchone()
+                version = int(found[0]) if found is not None and found[0] is not None else 0
+            if version > SCHEMA_VERSION:
+                raise SourceError(
+                    f"PostgreSQL {self._where}: queue schema version {version} is newer "
+                    f"than this agent's ({SCHEMA_VERSION}); upgrade pulling-agent",
+                    transient=False,
+                )
+            if version < SCHEMA_VERSION:
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                conn.execute("DELETE FROM pulling_agent.schema_version")
+                conn.execute(
+                    "INSERT INTO pulling_agent.schema_version (version) VALUES (%s)",
+                    (SCHEMA_VERSION,),
+                )
 
     def _new_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
         pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
@@ -490,21 +539,18 @@ class PostgresSource(SettlingSource):
         return full_counts(rows)
 
     def add(self, payloads: Iterable[str]) -> int:
-        added = 0
-        with (
-            self._connection("add") as conn,
-            conn.cursor() as cursor,
-            cursor.copy("COPY pulling_agent.documents (payload) FROM STDIN") as copy,
-        ):
-            for payload in payloads:
-                if "\x00" in payload:
-                    raise SourceError(
-                        f"document {added + 1} of this batch contains a NUL character, "
-                        "which PostgreSQL text cannot store; nothing was added"
-                    )
-                copy.write_row((payload,))
-                added += 1
-        return added
+        with self._connection("add") as conn:
+            return _copy(conn, payloads)
+
+    def add_if_idle(self, payloads: Iterable[str]) -> int:
+        # One transaction, one agent at a time (a transaction-scoped advisory
+        # lock): agents that start together with --seed add the documents once.
+        with self._connection("seed") as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SEED_LOCK_KEY,))
+            row = conn.execute(_HAS_WORK).fetchone()
+            if row is not None and row[0]:
+                return 0
+            return _copy(conn, payloads)
 
     def describe(self) -> str:
         return self._description

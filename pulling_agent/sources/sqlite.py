@@ -63,6 +63,15 @@ from pulling_agent.sources.base import (
     SourceError,
     check_claim_args,
 )
+from pulling_agent.sources.sqlite_file import (
+    APPLICATION_ID,
+    WalSpace,
+    check_path,
+    check_queue_file,
+    open_read_only,
+    permanent,
+    sqlite_error,
+)
 from pulling_agent.text import clip_error
 
 SCHEMA_VERSION = 1
@@ -156,6 +165,18 @@ SELECT (SELECT count(*) FROM documents WHERE status = 'pending')
      + (SELECT count(*) FROM documents WHERE status = 'in_progress' AND lease_expires_at < ?)
 """
 
+_HAS_WORK = "SELECT EXISTS (SELECT 1 FROM documents WHERE status IN ('pending', 'in_progress'))"
+
+
+def _insert(conn: sqlite3.Connection, payloads: Iterable[str]) -> int:
+    now = time.time()
+    cursor = conn.executemany(
+        "INSERT INTO documents (payload, created_at, updated_at) VALUES (?, ?, ?)",
+        ((payload, now, now) for payload in payloads),
+    )
+    return max(cursor.rowcount, 0)
+
+
 # RETURNING arrived in SQLite 3.35; older libraries claim in two statements
 # (still atomic: both run under the write lock of one IMMEDIATE transaction).
 HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
@@ -165,20 +186,20 @@ def path_from_url(url: str) -> Path:
     """The database file named by a `sqlite:///...` URL."""
     parts = urlsplit(url)
     if parts.scheme.split("+", 1)[0] != "sqlite":
-        raise SourceError(f"not a SQLite URL: {url!r} (expected sqlite:///path.db)")
+        raise permanent(f"not a SQLite URL: {url!r} (expected sqlite:///path.db)")
     if parts.netloc:
-        raise SourceError(
+        raise permanent(
             f"SQLite URL {url!r} names a host {parts.netloc!r}; use sqlite:///relative.db "
             "or sqlite:////absolute/path.db"
         )
     if parts.query or parts.fragment:
-        raise SourceError(f"SQLite URL {url!r}: query parameters are not supported")
+        raise permanent(f"SQLite URL {url!r}: query parameters are not supported")
     raw = unquote(parts.path)
     # urlsplit keeps the slash that separates the (empty) host from the path:
     # "sqlite:///x.db" -> "/x.db" (relative), "sqlite:////abs.db" -> "//abs.db".
     path = raw[1:] if raw.startswith("/") else raw
     if not path or path == ":memory:":
-        raise SourceError(
+        raise permanent(
             f"SQLite URL {url!r} names no file; the queue must be a file ({SOURCE_URL})"
         )
     return Path(path)
@@ -193,9 +214,12 @@ def _in_chunks(ids: Sequence[int]) -> Iterator[tuple[Sequence[int], str]]:
 class SQLiteSource(SettlingSource):
     """A lease-based queue in one SQLite file. See the module docstring."""
 
-    def __init__(self, url: str, *, busy_timeout: float = 30.0) -> None:
+    def __init__(self, url: str, *, busy_timeout: float = 30.0, read_only: bool = False) -> None:
+        """`read_only`: never create, migrate or change the file (for `stats`)."""
         self._path = path_from_url(url)
         self._busy_timeout = busy_timeout
+        self._read_only = read_only
+        self._space = WalSpace(self._path, active=not read_only)
         self._lock = threading.Lock()
         self._use_returning = HAS_RETURNING
         self._conn: sqlite3.Connection | None = self._open()
@@ -203,10 +227,9 @@ class SQLiteSource(SettlingSource):
     # -- connection and schema ------------------------------------------------
 
     def _open(self) -> sqlite3.Connection:
-        if not self._path.parent.is_dir():
-            raise SourceError(
-                f"SQLite queue {self._path}: directory {self._path.parent} does not exist"
-            )
+        if self._read_only:
+            return open_read_only(self._path, SCHEMA_VERSION, self._busy_timeout)
+        check_path(self._path, create=True)
         try:
             conn = sqlite3.connect(
                 self._path,
@@ -215,7 +238,7 @@ class SQLiteSource(SettlingSource):
                 check_same_thread=False,  # shared across threads under self._lock
             )
         except sqlite3.Error as exc:
-            raise SourceError(f"SQLite queue {self._path}: cannot open: {exc}") from exc
+            raise sqlite_error(f"SQLite queue {self._path}: cannot open", exc) from exc
         deadline = time.monotonic() + self._busy_timeout
         while True:
             try:
@@ -229,16 +252,18 @@ class SQLiteSource(SettlingSource):
                     time.sleep(0.01)
                     continue
                 conn.close()
-                raise SourceError(f"SQLite queue {self._path}: cannot prepare: {exc}") from exc
+                raise sqlite_error(f"SQLite queue {self._path}: cannot prepare", exc) from exc
             except sqlite3.Error as exc:
                 conn.close()
-                raise SourceError(f"SQLite queue {self._path}: cannot prepare: {exc}") from exc
+                raise sqlite_error(f"SQLite queue {self._path}: cannot prepare", exc) from exc
             except SourceError:
                 conn.close()
                 raise
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
         conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+        # Before anything is written: another application's file stays as it is.
+        check_queue_file(conn, self._path, SCHEMA_VERSION, must_exist=False)
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise SourceError(
@@ -250,13 +275,8 @@ class SQLiteSource(SettlingSource):
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == SCHEMA_VERSION:
+        if version >= SCHEMA_VERSION:  # a newer one: check_queue_file refused it
             return
-        if version > SCHEMA_VERSION:
-            raise SourceError(
-                f"SQLite queue {self._path}: schema version {version} is newer than this "
-                f"agent's ({SCHEMA_VERSION}); upgrade pulling-agent"
-            )
         conn.execute("BEGIN IMMEDIATE")
         try:
             # Re-read under the write lock: another process may have won the race.
@@ -264,6 +284,7 @@ class SQLiteSource(SettlingSource):
                 for statement in _SCHEMA:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -278,7 +299,9 @@ class SQLiteSource(SettlingSource):
             try:
                 yield self._conn
             except sqlite3.Error as exc:
-                raise SourceError(f"SQLite queue {self._path}: {action} failed: {exc}") from exc
+                self._space.after_error(self._conn, exc)
+                raise sqlite_error(f"SQLite queue {self._path}: {action} failed", exc) from exc
+            self._space.after_use(self._conn)
 
     @contextmanager
     def _transaction(self, action: str) -> Iterator[sqlite3.Connection]:
@@ -385,13 +408,16 @@ class SQLiteSource(SettlingSource):
             return full_counts(rows.fetchall())
 
     def add(self, payloads: Iterable[str]) -> int:
-        now = time.time()
         with self._transaction("add") as conn:
-            cursor = conn.executemany(
-                "INSERT INTO documents (payload, created_at, updated_at) VALUES (?, ?, ?)",
-                ((payload, now, now) for payload in payloads),
-            )
-            return max(cursor.rowcount, 0)
+            return _insert(conn, payloads)
+
+    def add_if_idle(self, payloads: Iterable[str]) -> int:
+        # The check and the insert under one write lock: agents that start
+        # together on a new file with --seed add the documents once.
+        with self._transaction("seed") as conn:
+            if conn.execute(_HAS_WORK).fetchone()[0]:
+                return 0
+            return _insert(conn, payloads)
 
     def describe(self) -> str:
         return f"sqlite:///{self._path}"

@@ -13,7 +13,10 @@ binaries are absent.
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +68,46 @@ def make_postgres_server(
     yield make
     for server in servers:
         server.remove()
+
+
+Tmpfs = Callable[[str], Path]
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Tmpfs]:
+    """Mount small tmpfs file systems (`tmpfs("2m")`, `tmpfs("1m,ro")`): a real
+    disk that fills up, or a read-only one. Needs root; always unmounted after."""
+    mounted: list[Path] = []
+
+    def mount(options: str) -> Path:
+        path = tmp_path / f"tmpfs-{len(mounted)}"
+        path.mkdir()
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={options}", "tmpfs", str(path)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        mounted.append(path)
+        return path
+
+    yield mount
+    for path in reversed(mounted):
+        # Lazy: an agent killed a moment ago may still hold a file open.
+        subprocess.run(["umount", "--lazy", str(path)], check=False, capture_output=True)
+
+
+def fill(directory: Path, leave: int = 0, name: str = "filler") -> Path:
+    """Write a file in `directory` until its file system has `leave` bytes free (or none)."""
+    path = directory / name
+    chunk = b"\0" * 4096
+    with path.open("wb", buffering=0) as handle:
+        try:
+            while True:
+                stats = os.statvfs(directory)
+                if stats.f_bavail * stats.f_frsize <= leave:
+                    break
+                handle.write(chunk)
+        except OSError:
+            pass  # full
+    return path
