@@ -120,7 +120,11 @@ GROUPS = (
     ),
     Group(
         "signal_order",
-        ("signal_order_last_wins_percent",),
+        (
+            "signal_order_last_wins_percent",
+            "signal_order_last_wins_busy_percent",
+            "signal_order_last_wins_idle_percent",
+        ),
         lambda ctx: signal_order.bench_signal_order(ctx.figures, ctx.ws),
     ),
     Group(

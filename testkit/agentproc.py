@@ -34,14 +34,27 @@ def cli(
     return proc
 
 
+#: `run` options of an agent that keeps the CPU and Python's GIL busy: 5 ms of
+#: pure-Python work a document (the built-in `slow` processor with `cpu=true`).
+CPU_BOUND_ARGS = (
+    "--processor",
+    "slow",
+    "--processor-option",
+    "seconds=0.005",
+    "--processor-option",
+    "cpu=true",
+)
+
+
 def send_signals(pid: int, signals: Sequence[int], gap: float) -> None:
-    """`kill` each of `signals` to `pid` in turn, at least `gap` seconds apart
-    (a busy wait: a sleep may overshoot by more than the gap)."""
+    """`kill` each of `signals` to `pid` in turn, at least `gap` seconds apart.
+
+    The gap is slept, as between two shell commands: a busy wait would hold
+    one of the machine's CPUs that the agent needs to take the first signal.
+    """
     for number, sig in enumerate(signals):
         if number:
-            sent = time.perf_counter()
-            while time.perf_counter() - sent < gap:
-                pass
+            time.sleep(gap)
         os.kill(pid, sig)
 
 

@@ -5,8 +5,10 @@
 - `slow`: sleeps for a while on every document, to make long batches that a
   pause or a stop can land in. Options (strings, as `--processor-option`
   gives them): `seconds` (default 0.5), `interruptible` (default true: the
-  agent may stop between two documents of a batch) and `fail_every` (default
-  0, off: every Nth document this process handles raises `ProcessingError`).
+  agent may stop between two documents of a batch), `fail_every` (default
+  0, off: every Nth document this process handles raises `ProcessingError`)
+  and `cpu` (default false: sleep; true: compute in pure Python for those
+  seconds instead, holding the GIL as a CPU-bound processor does).
 """
 
 from __future__ import annotations
@@ -64,6 +66,15 @@ def parse_count(name: str, value: str | int) -> int:
     return count
 
 
+def _compute(seconds: float) -> None:
+    """Pure-Python arithmetic for `seconds` (the GIL is held but for Python's switches)."""
+    end = time.perf_counter() + seconds
+    total = 0
+    while time.perf_counter() < end:
+        for number in range(100):
+            total += number * number
+
+
 class NoopProcessor(Processor):
     """Does nothing and returns an empty result."""
 
@@ -84,17 +95,22 @@ class SlowProcessor(Processor):
         seconds: str | float = "0.5",
         interruptible: str | bool = "true",
         fail_every: str | int = "0",
+        cpu: str | bool = "false",
     ) -> None:
         self.seconds = parse_seconds("seconds", seconds)
         self.interruptible = parse_bool("interruptible", interruptible)
         self.fail_every = parse_count("fail_every", fail_every)
+        self.cpu = parse_bool("cpu", cpu)
         self._counter = itertools.count(1)
         self._counter_lock = threading.Lock()
 
     def process(self, document: Document) -> str:
         with self._counter_lock:
             number = next(self._counter)
-        time.sleep(self.seconds)
+        if self.cpu:
+            _compute(self.seconds)
+        else:
+            time.sleep(self.seconds)
         if self.fail_every and number % self.fail_every == 0:
             raise ProcessingError(f"slow processor: failing document {document.id} on purpose")
         return f"slept {self.seconds:g}s"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from testkit.agentproc import AgentProcess, send_signals
+from testkit.agentproc import CPU_BOUND_ARGS, AgentProcess, send_signals
 from tests.conftest import AgentFactory
 
 pytestmark = pytest.mark.integration
@@ -40,14 +40,15 @@ def test_the_last_of_two_signals_a_millisecond_apart_wins(
 ) -> None:
     """`kill -USR2 $P; kill -USR1 $P` on a busy agent ends paused, every time.
 
-    Python runs pending handlers in signal-number order (USR1 before USR2),
-    so this pair used to end running in most tries on a busy agent. (The
-    other order, USR1 then USR2, is not tried here: on a machine so loaded
-    that the agent is not scheduled within the millisecond, both signals are
-    pending together and the kernel runs USR2's handler first, which no
-    program can tell from the order sent; see channels/signals.py.)
+    Python runs pending handlers in signal-number order (USR1 before USR2)
+    once its main thread gets the GIL, which a CPU-bound processor holds for
+    up to 5 ms: this pair used to end running in nearly every try. (The other
+    order, USR1 then USR2, is not tried here: on a machine so loaded that the
+    agent is not scheduled within the millisecond, both signals are pending
+    together and the kernel runs USR2's handler first, which no program can
+    tell from the order sent; see channels/signals.py.)
     """
-    agent = agent_factory(source=seeded_queue(100_000), args=["--batch-size", "50"])
+    agent = agent_factory(source=seeded_queue(100_000), args=CPU_BOUND_ARGS)
     agent.start(wait_state="running")
     outcomes = []
     for _ in range(20):

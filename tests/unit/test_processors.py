@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 
 import pytest
 
@@ -119,6 +120,16 @@ def test_slow_sleeps_per_document() -> None:
     processor = SlowProcessor(seconds="0.05")
     assert processor.seconds == 0.05
     assert processor.process(doc("x")) == "slept 0.05s"
+
+
+def test_slow_with_cpu_computes_instead_of_sleeping(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr("pulling_agent.processors.builtin.time.sleep", slept.append)
+    started = time.perf_counter()
+    SlowProcessor(seconds="0.02", cpu="true").process(doc("x"))
+    assert slept == [] and time.perf_counter() - started >= 0.02  # busy for the time
+    SlowProcessor(seconds="0.02").process(doc("x"))
+    assert slept == [0.02]
 
 
 def test_slow_fails_every_nth_document() -> None:
