@@ -46,3 +46,17 @@ def test_every_option_of_run_is_in_the_readme() -> None:
     for param in run.params:
         names = [*param.opts, *param.secondary_opts]
         assert any(f"`{name}" in row for name in names), names
+
+
+def test_the_signal_table_names_every_signal_the_agent_handles() -> None:
+    import signal
+
+    from pulling_agent.channels.signals import CRASH_SIGNALS, SIGNAL_TABLE, signal_name
+
+    section = README[README.index("### Signals") : README.index("**Order.**")]
+    named = set(re.findall(r"`(SIG[A-Z0-9]+)`", section))
+    for signum in (*SIGNAL_TABLE, *CRASH_SIGNALS):
+        if signal.SIGRTMIN < signum < signal.SIGRTMAX:
+            continue  # the table's `SIGRTMIN` … `SIGRTMAX`
+        assert signal_name(signum) in named, signal_name(signum)
+    assert {"SIGKILL", "SIGSTOP", "SIGPIPE", "SIGCHLD"} <= named
