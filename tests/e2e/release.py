@@ -127,15 +127,29 @@ def ready_flags(release: Release) -> list[bool]:
 
 
 def expect_state(release: Release, state: str) -> None:
-    """Every agent pod reaches `state`: the liveness file says so, readiness follows."""
+    """Every agent pod reaches `state`: the liveness file says so, readiness follows.
+
+    Both are waited for: right after a container restart the pod's Ready
+    condition can still be the old container's, while the new agent's
+    liveness file says `starting`.
+    """
     ready = state == "running"
+    expected = "running" if ready else "paused"
+
+    def reached() -> bool:
+        flags = ready_flags(release)
+        if not flags or not all(x is ready for x in flags):
+            return False
+        liveness = release.guide(
+            f"POD={POD}; kubectl exec $POD -- cat /tmp/health/liveness", check=False
+        ).stdout
+        return liveness.splitlines()[:1] == [expected]
+
     wait_until(
-        lambda: (r := ready_flags(release)) and all(x is ready for x in r),
+        reached,
         timeout=180,
-        what=f"agent pods {'Ready' if ready else 'not Ready'} ({state})",
+        what=f"agent pods {'Ready' if ready else 'not Ready'} and {expected} ({state})",
     )
-    liveness = release.guide(f"POD={POD}; kubectl exec $POD -- cat /tmp/health/liveness").stdout
-    assert liveness.splitlines()[0] == ("running" if ready else "paused")
     check = release.guide(
         f"POD={POD}; kubectl exec $POD -- test -f /tmp/health/readiness "
         "&& echo RUNNING || echo PAUSED"
