@@ -394,8 +394,14 @@ def test_the_guides_verification_and_troubleshooting_commands(running: RunningFa
     expect_state(r, "paused")
     lines = r.guide(pod + 'kubectl logs $POD --tail=20 | grep -i -E "paus|resum"').stdout
     assert "Pausing agent" in lines
+    # Method 3's own check: every channel logs its detection, so `grep -i pause` finds a
+    # signal pause too ("Pausing agent" alone would not match).
+    lines = r.guide(pod + "kubectl logs $POD --tail=20 | grep -i pause").stdout
+    assert "Signal command detected: pause (SIGUSR1)" in lines
     r.guide(pod + "kubectl exec $POD -- kill -USR2 1  # Resume")
     expect_state(r, "running")
+    lines = r.guide(pod + 'kubectl logs $POD --tail=20 | grep -i -E "paus|resum"').stdout
+    assert "Signal command detected: resume (SIGUSR2)" in lines and "Resuming agent" in lines
 
     # Troubleshooting "Agent Not Pausing": the ConfigMap, the file in the pod, the logs.
     r.guide(GUIDE_PAUSE)
