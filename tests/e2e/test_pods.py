@@ -251,8 +251,11 @@ def test_a_restarted_pod_starts_paused_when_the_configmap_says_pause(
         return pods[0].metadata.name if pods else None
 
     new = wait_until(new_pod_running, timeout=180, what="the replacement pod")
+    # The file says `starting` until the controller has read the ConfigMap.
     liveness = wait_until(
-        lambda: (f := _liveness(r, new)) and f, timeout=60, what="its liveness file"
+        lambda: (f := _liveness(r, new)) and f.get("state") != "starting" and f,
+        timeout=60,
+        what="its liveness file past STARTING",
     )
     assert liveness["state"] == "paused"
     assert liveness["batches"] == "0" and liveness["documents"] == "0"
