@@ -154,15 +154,19 @@ class ControlFileChannel:
     def read_command(self) -> Command | None:
         """Read the directory; a Command when it holds a new, valid request.
 
-        `state` and its sibling keys are read as one version: if the kubelet
-        swapped `..data` in the middle, they are read again.
+        `state` and its sibling keys are read as one version: in a ConfigMap
+        volume, from the directory `..data` points to, which holds every key
+        of that version (the top-level links of a key the update added appear
+        only after the swap); if the kubelet swapped `..data` in the middle,
+        they are read again.
         """
         rechecked = False
         for _ in range(3):
             version = self._version()
+            where = self.directory / version if version else self.directory
             try:
-                data = read_limited(self.path, MAX_CONTROL_BYTES + 1)
-                meta = read_metadata(self.directory)
+                data = read_limited(where / STATE_KEY, MAX_CONTROL_BYTES + 1)
+                meta = read_metadata(where)
             except FileNotFoundError:
                 if self._version() != version:
                     continue
@@ -198,8 +202,7 @@ class ControlFileChannel:
 
     def _consider(self, data: bytes, meta: dict[str, str]) -> Command | None:
         # The metadata keys count as content: a new reason with the same word
-        # is a new request, and the kubelet may add a new key's link just
-        # after the `..data` swap that changed `state`.
+        # is a new request.
         content = (data, tuple(sorted(meta.items())))
         if content == self._last_content:
             return None
