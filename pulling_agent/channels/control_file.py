@@ -97,12 +97,23 @@ def read_limited(path: Path, limit: int) -> bytes:
         os.close(fd)
 
 
-def read_metadata(directory: Path) -> dict[str, str]:
+def key_path(directory: Path, key: str, version: str = "") -> Path:
+    """Where to read `key`: its entry in `directory`, or, in a ConfigMap
+    volume whose `..data` was just swapped to `version`, the version's own
+    file while the kubelet has not yet made the link of a key the update
+    added. A plain file written over a link is read as it is."""
+    top = directory / key
+    if version and not os.path.lexists(top):
+        return directory / version / key
+    return top
+
+
+def read_metadata(directory: Path, version: str = "") -> dict[str, str]:
     """The optional `reason`, `requested-by`, `requested-at` keys, if readable."""
     meta: dict[str, str] = {}
     for key in META_KEYS:
         with contextlib.suppress(OSError):
-            raw = read_limited(directory / key, MAX_CONTROL_BYTES)
+            raw = read_limited(key_path(directory, key, version), MAX_CONTROL_BYTES)
             text = raw.decode("utf-8", errors="replace").strip()
             if text and "\x00" not in text:
                 meta[key] = one_line(text)
@@ -154,19 +165,19 @@ class ControlFileChannel:
     def read_command(self) -> Command | None:
         """Read the directory; a Command when it holds a new, valid request.
 
-        `state` and its sibling keys are read as one version: in a ConfigMap
-        volume, from the directory `..data` points to, which holds every key
-        of that version (the top-level links of a key the update added appear
-        only after the swap); if the kubelet swapped `..data` in the middle,
-        they are read again.
+        `state` and its sibling keys are read as one version: if the kubelet
+        swapped `..data` in the middle, they are read again; a key the update
+        added, whose link the kubelet makes only after the swap, is read from
+        the version itself (`key_path`).
         """
         rechecked = False
         for _ in range(3):
             version = self._version()
-            where = self.directory / version if version else self.directory
             try:
-                data = read_limited(where / STATE_KEY, MAX_CONTROL_BYTES + 1)
-                meta = read_metadata(where)
+                data = read_limited(
+                    key_path(self.directory, STATE_KEY, version), MAX_CONTROL_BYTES + 1
+                )
+                meta = read_metadata(self.directory, version)
             except FileNotFoundError:
                 if self._version() != version:
                     continue

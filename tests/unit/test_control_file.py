@@ -187,6 +187,11 @@ def test_a_configmap_volume_is_read_as_one_version_before_its_new_links_exist(
     assert (command.action, command.reason, command.requested_by) == (Action.PAUSE, "window", "ops")
     (tmp_path / "reason").symlink_to("..data/reason")  # the link comes: nothing new
     assert channel.read_command() is None
+    # A plain file written over the link (a hand-made override) is read as it is.
+    (tmp_path / "state.tmp").write_text("resume")
+    (tmp_path / "state.tmp").replace(tmp_path / "state")
+    command = channel.read_command()
+    assert command is not None and (command.action, command.reason) == (Action.RESUME, "window")
 
 
 @pytest.fixture
