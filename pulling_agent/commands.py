@@ -58,7 +58,11 @@ class Command:
 
     def log_fields(self) -> dict[str, str]:
         """The `extra` of a log line about this command (see `pulling_agent.logs`)."""
-        return {"channel": self.channel, "reason": self.reason, "requested_by": self.requested_by}
+        return {
+            "channel": str(self.channel),  # a ChannelName prints as its value
+            "reason": self.reason,
+            "requested_by": self.requested_by,
+        }
 
 
 class CommandResult(StrEnum):

@@ -44,7 +44,10 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         extras = [
-            f"{key}={getattr(record, key)!r}" for key in EXTRA_KEYS if getattr(record, key, "")
+            # str() first: an enum (a ChannelName) shows its value, not its repr.
+            f"{key}={str(getattr(record, key))!r}"
+            for key in EXTRA_KEYS
+            if getattr(record, key, "")
         ]
         return f"{line} ({', '.join(extras)})" if extras else line
 
