@@ -22,10 +22,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
-from tenacity import Retrying, retry_if_exception_type, wait_exponential_jitter
-
+from pulling_agent.kube.backoff import Stopped, api_retrying
 from pulling_agent.kube.client import KubeClient, connect
 from pulling_agent.kube.errors import KubeError
 from pulling_agent.kube.status import patch_status
@@ -37,10 +35,6 @@ log = logging.getLogger(__name__)
 
 #: Seconds the last report at stop may take.
 FINAL_WRITE_TIMEOUT = 2.0
-
-
-class _Stopped(Exception):
-    """The reporter was stopped while waiting to retry."""
 
 
 def _wanted(snapshot: Snapshot) -> tuple[object, ...]:
@@ -146,23 +140,8 @@ class StatusReporter(Listener):
             )
         self._problem = error.kind
 
-    def _sleep(self, seconds: float) -> None:
-        if self._stop.wait(seconds):
-            raise _Stopped
-
-    def _before_sleep(self, state: Any) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, KubeError):
-            self._failed(exc)
-
     def _write_with_backoff(self) -> None:
-        Retrying(
-            retry=retry_if_exception_type(KubeError),
-            wait=wait_exponential_jitter(multiplier=0.5, max=self._max_backoff, jitter=0.5),
-            sleep=self._sleep,
-            before_sleep=self._before_sleep,
-            reraise=True,
-        )(self._write)
+        api_retrying(self._stop, self._max_backoff, self._failed)(self._write)
 
     def _run(self) -> None:
         last = float("-inf")
@@ -172,7 +151,7 @@ class StatusReporter(Listener):
                 return
             try:
                 self._write_with_backoff()
-            except _Stopped:
+            except Stopped:
                 return
             except Exception:  # a listener's thread must never die quietly
                 log.exception("Status reporter error; retrying")

@@ -30,22 +30,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
-
-from tenacity import Retrying, retry_if_exception_type, wait_exponential_jitter
 
 from pulling_agent.channels.observed import ControlRequest, ObservedRequest
 from pulling_agent.commands import ChannelName, Command, CommandQueue
+from pulling_agent.kube.backoff import Stopped, api_retrying
 from pulling_agent.kube.client import KubeClient, connect
 from pulling_agent.kube.configmap import ConfigMapWatcher, ControlData, list_configmap
 from pulling_agent.kube.errors import GONE, UNREACHABLE, KubeError
 from pulling_agent.vocabulary import STATE_KEY, ControlWordError, parse_control_text
 
 log = logging.getLogger(__name__)
-
-
-class _Stopped(Exception):
-    """The channel was stopped while waiting to retry."""
 
 
 class RequestTracker:
@@ -233,27 +227,11 @@ class ConfigMapChannel:
             log.info("ConfigMap %s: watch ended (%s); reconnecting", self.where, exc)
 
     # ------------------------------------------------------------ the thread
-    def _sleep(self, seconds: float) -> None:
-        if self._stop.wait(seconds):
-            raise _Stopped
-
-    def _before_sleep(self, state: Any) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, KubeError):
-            self._failed(exc)
-
     def _run(self) -> None:
         while not self._stop.is_set():
-            retrying = Retrying(
-                retry=retry_if_exception_type(KubeError),
-                wait=wait_exponential_jitter(multiplier=0.5, max=self._max_backoff, jitter=0.5),
-                sleep=self._sleep,
-                before_sleep=self._before_sleep,
-                reraise=True,
-            )
             try:
-                retrying(self._session)
-            except _Stopped:
+                api_retrying(self._stop, self._max_backoff, self._failed)(self._session)
+            except Stopped:
                 return
             except Exception:  # a channel must never die quietly
                 log.exception("ConfigMap channel error; retrying")
