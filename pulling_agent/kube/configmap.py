@@ -13,7 +13,7 @@ and watch, so the agent needs no right on any other ConfigMap.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,19 +121,33 @@ def list_configmap(
     return (ControlData.from_object(items[0]) if items else None), version
 
 
+def merge_data(
+    client: KubeClient,
+    name: str,
+    namespace: str,
+    data: Mapping[str, str | None],
+    *,
+    timeout: float,
+) -> Any:
+    """PATCH `data` into the ConfigMap's data as a JSON merge patch (other keys
+    stay; a key set to None is removed). Returns the raw response; raises
+    what the client raises."""
+    return client.api.patch_namespaced_config_map(
+        name,
+        namespace,
+        {"data": data},
+        _content_type="application/merge-patch+json",
+        _preload_content=False,
+        _request_timeout=timeout,
+    )
+
+
 def patch_configmap(
     client: KubeClient, name: str, namespace: str, data: dict[str, str], *, timeout: float
 ) -> ControlData:
     """Merge `data` into the ConfigMap's data (a JSON merge patch: other keys stay)."""
     try:
-        response = client.api.patch_namespaced_config_map(
-            name,
-            namespace,
-            {"data": data},
-            _content_type="application/merge-patch+json",
-            _preload_content=False,
-            _request_timeout=timeout,
-        )
+        response = merge_data(client, name, namespace, data, timeout=timeout)
         return ControlData.from_object(json_body(response))
     except Exception as exc:
         error = client.error(exc)

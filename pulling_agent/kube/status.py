@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pulling_agent.kube.client import KubeClient
-from pulling_agent.kube.configmap import json_body
+from pulling_agent.kube.configmap import json_body, merge_data
 from pulling_agent.kube.errors import NOT_FOUND, KubeError
 
 
@@ -44,15 +44,7 @@ def patch_status(
 ) -> None:
     """Set (or, with None, remove) these keys of the status ConfigMap: a JSON merge patch."""
     try:
-        response = client.api.patch_namespaced_config_map(
-            name,
-            namespace,
-            {"data": entries},
-            _content_type="application/merge-patch+json",
-            _preload_content=False,
-            _request_timeout=timeout,
-        )
-        response.release_conn()
+        merge_data(client, name, namespace, entries, timeout=timeout).release_conn()
     except Exception as exc:
         error = client.error(exc)
         raise (_missing(name, namespace) if error.kind == NOT_FOUND else error) from None
