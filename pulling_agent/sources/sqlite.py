@@ -68,6 +68,7 @@ from pulling_agent.sources.sqlite_file import (
     WalSpace,
     check_path,
     check_queue_file,
+    connect,
     open_read_only,
     permanent,
     sqlite_error,
@@ -230,15 +231,7 @@ class SQLiteSource(SettlingSource):
         if self._read_only:
             return open_read_only(self._path, SCHEMA_VERSION, self._busy_timeout)
         check_path(self._path, create=True)
-        try:
-            conn = sqlite3.connect(
-                self._path,
-                timeout=self._busy_timeout,
-                isolation_level=None,  # transactions are explicit (BEGIN IMMEDIATE)
-                check_same_thread=False,  # shared across threads under self._lock
-            )
-        except sqlite3.Error as exc:
-            raise sqlite_error(f"SQLite queue {self._path}: cannot open", exc) from exc
+        conn = connect(self._path, self._busy_timeout)
         deadline = time.monotonic() + self._busy_timeout
         while True:
             try:

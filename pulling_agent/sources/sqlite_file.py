@@ -7,7 +7,8 @@ used, and does it fit on its disk.
 - `check_queue_file`: before anything is written, tell a new file, a queue
   and another application's file apart; the last is refused by name and
   never changed (no tables created, no journal mode switched).
-- `open_read_only`: a connection that cannot write, for `stats`.
+- `connect`: the queue's connection; `open_read_only`: one that cannot
+  write, for `stats`.
 - `WalSpace`: keeps the write-ahead log from filling a small disk.
 """
 
@@ -138,19 +139,26 @@ def check_queue_file(
     return True
 
 
-def open_read_only(path: Path, schema_version: int, busy_timeout: float) -> sqlite3.Connection:
-    """A connection to the queue at `path` that can never write to it."""
-    check_path(path, create=False)
+def connect(path: Path, busy_timeout: float, *, read_only: bool = False) -> sqlite3.Connection:
+    """A connection to the queue at `path`: autocommit (transactions are
+    explicit, BEGIN IMMEDIATE), shared across threads under the source's
+    lock; `read_only` opens it so that it can never write."""
     try:
-        conn = sqlite3.connect(
-            f"{path.resolve().as_uri()}?mode=ro",
-            uri=True,
+        return sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro" if read_only else path,
+            uri=read_only,
             timeout=busy_timeout,
             isolation_level=None,
             check_same_thread=False,
         )
     except sqlite3.Error as exc:
         raise sqlite_error(f"SQLite queue {path}: cannot open", exc) from exc
+
+
+def open_read_only(path: Path, schema_version: int, busy_timeout: float) -> sqlite3.Connection:
+    """A connection to the queue at `path` that can never write to it."""
+    check_path(path, create=False)
+    conn = connect(path, busy_timeout, read_only=True)
     try:
         check_queue_file(conn, path, schema_version, must_exist=True)
     except sqlite3.Error as exc:
