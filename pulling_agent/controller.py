@@ -354,17 +354,10 @@ class Controller:
 
     def _update_request(self, command: Command) -> None:
         """A repeat of the desired state is a quiet no-op, but a reason that
-        arrives with it (the control file after a signal) is kept. The same
-        request arriving again by another channel (the kubelet's copy of a
-        ConfigMap the watch delivered first) changes nothing: the channel
-        that delivered it first stays on record. Caller holds _cond."""
-        current = self._request
-        same = current is not None and (
-            current.reason,
-            current.requested_by,
-            current.requested_at,
-        ) == (command.reason, command.requested_by, command.requested_at)
-        if (command.reason or command.requested_by) and not same:
+        arrives with it (the control file after a signal) is kept. (The same
+        request by a second channel never gets here: the file and the
+        ConfigMap watch share `ObservedRequest`.) Caller holds _cond."""
+        if command.reason or command.requested_by:
             self._request = command
         log.debug("Already %s; %s command ignored", self._desired.value, command.action.value)
 
